@@ -1,0 +1,138 @@
+"""The one parameter table.
+
+Every filter parameter the enhancer knows is declared here exactly once: its name, the label used
+in infotext and UI, its neutral value (the value at which the filter returns its input unchanged),
+its bounded range, a UI step and a one-line help. The filters, recipes, optimizer, CLI, webui
+controls, infotext and API schemas all read this table; nothing else lists parameters.
+
+Stages decide how a recipe is applied at full resolution:
+
+* ``pre``   — local filters applied before the colour transform (dehaze).
+* ``global`` — per-pixel colour filters; the whole chain folds into one 3-D LUT.
+* ``post``  — local filters applied after the colour transform (detail, sharpening).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+Stage = Literal["pre", "global", "post"]
+
+
+@dataclass(frozen=True)
+class Param:
+    """One bounded, named filter parameter."""
+
+    name: str
+    label: str
+    neutral: float
+    minimum: float
+    maximum: float
+    step: float
+    stage: Stage
+    group: str
+    help: str
+
+    def clamp(self, value: float) -> float:
+        """Clamp ``value`` into the parameter's range."""
+        return min(max(float(value), self.minimum), self.maximum)
+
+    @property
+    def span(self) -> float:
+        return self.maximum - self.minimum
+
+
+PARAMS: tuple[Param, ...] = (
+    # ---- pre: local, before colour ---------------------------------------------------------
+    Param("dehaze", "Dehaze", 0.0, -0.5, 1.0, 0.01, "pre", "local",
+          "Dark-channel-prior haze removal strength; negative values add haze (softer, airier look)."),
+    # ---- global: per-pixel colour, folded into one 3-D LUT -------------------------------------
+    Param("temperature", "Temperature", 0.0, -1.0, 1.0, 0.01, "global", "colour",
+          "White balance blue (-) to amber (+), in linear light, luminance preserving."),
+    Param("tint", "Tint", 0.0, -1.0, 1.0, 0.01, "global", "colour",
+          "White balance green (-) to magenta (+), in linear light, luminance preserving."),
+    Param("exposure", "Exposure", 0.0, -3.0, 3.0, 0.01, "global", "light",
+          "Exposure in EV stops: multiplies linear light by 2^EV."),
+    Param("blacks", "Blacks", 0.0, -0.25, 0.25, 0.005, "global", "light",
+          "Black point: positive deepens blacks (restores washed-out shadows), negative lifts them."),
+    Param("whites", "Whites", 0.0, -0.25, 0.25, 0.005, "global", "light",
+          "White point: positive brightens whites up to clipping, negative dims them."),
+    Param("brightness", "Brightness", 0.0, -1.0, 1.0, 0.01, "global", "light",
+          "Midtone brightness (a smooth lift that keeps black and white fixed)."),
+    Param("contrast", "Contrast", 0.0, -1.0, 1.0, 0.01, "global", "light",
+          "Global S-curve contrast on luminance (Exposure's definition), hue preserving."),
+    Param("shadows", "Shadows", 0.0, -1.0, 1.0, 0.01, "global", "light",
+          "Lift (+) or deepen (-) the shadows, hue preserving."),
+    Param("highlights", "Highlights", 0.0, -1.0, 1.0, 0.01, "global", "light",
+          "Brighten (+) or recover (-) the highlights, hue preserving."),
+    Param("curve_1", "Curve shadows", 0.0, -1.0, 1.0, 0.01, "global", "curve",
+          "Tone curve, slope of the darkest quarter (log2 units); the curve is monotone, ends fixed."),
+    Param("curve_2", "Curve darks", 0.0, -1.0, 1.0, 0.01, "global", "curve",
+          "Tone curve, slope of the second quarter (log2 units)."),
+    Param("curve_3", "Curve lights", 0.0, -1.0, 1.0, 0.01, "global", "curve",
+          "Tone curve, slope of the third quarter (log2 units)."),
+    Param("curve_4", "Curve highlights", 0.0, -1.0, 1.0, 0.01, "global", "curve",
+          "Tone curve, slope of the brightest quarter (log2 units)."),
+    Param("gamma", "Gamma", 1.0, 0.4, 2.5, 0.01, "global", "light",
+          "Gamma correction out = in^(1/gamma): above 1 brightens midtones, below 1 darkens."),
+    Param("saturation", "Saturation", 0.0, -1.0, 1.0, 0.01, "global", "colour",
+          "Saturation: -1 is black and white, +1 doubles the chroma."),
+    Param("vibrance", "Vibrance", 0.0, -1.0, 1.0, 0.01, "global", "colour",
+          "Saturation that favours dull colours and spares already saturated ones."),
+    # ---- post: local, after colour ---------------------------------------------------------
+    Param("detail", "Detail", 0.0, -1.0, 1.0, 0.01, "post", "local",
+          "Local Laplacian detail (alpha): boosts (+) or smooths (-) small-amplitude texture."),
+    Param("local_tone", "Local tone", 0.0, -0.5, 0.5, 0.01, "post", "local",
+          "Local Laplacian tone (beta - 1): expands (+) or compresses (-) large-scale range, edge aware."),
+    Param("sharpen", "Sharpen", 0.0, 0.0, 1.0, 0.01, "post", "local",
+          "Unsharp-mask sharpening with a radius relative to the image size."),
+)
+
+PARAMS_BY_NAME: dict[str, Param] = {p.name: p for p in PARAMS}
+PARAM_NAMES: tuple[str, ...] = tuple(p.name for p in PARAMS)
+NEUTRAL: dict[str, float] = {p.name: p.neutral for p in PARAMS}
+
+
+def names_in_stage(stage: Stage) -> tuple[str, ...]:
+    """Names of the parameters of one stage, in table order."""
+    return tuple(p.name for p in PARAMS if p.stage == stage)
+
+
+def get_param(name: str) -> Param:
+    """Look up a parameter; unknown names raise with close-match suggestions."""
+    try:
+        return PARAMS_BY_NAME[name]
+    except KeyError:
+        import difflib
+
+        close = difflib.get_close_matches(name, PARAM_NAMES, n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise KeyError(f"unknown filter parameter {name!r}.{hint} Known: {', '.join(PARAM_NAMES)}") from None
+
+
+def validate_params(values: dict[str, float], *, clamp: bool = False) -> dict[str, float]:
+    """Check names and ranges of a parameter mapping; returns a new ``{name: float}`` dict.
+
+    Args:
+        values: parameter values by name (a subset is fine).
+        clamp: clamp out-of-range values instead of raising.
+
+    Raises:
+        KeyError: an unknown name.
+        ValueError: a non-finite or out-of-range value (when ``clamp`` is false).
+    """
+    out: dict[str, float] = {}
+    for name, value in values.items():
+        param = get_param(name)
+        v = float(value)
+        if not math.isfinite(v):
+            raise ValueError(f"parameter {name!r} must be finite, got {value!r}")
+        if not (param.minimum - 1e-9 <= v <= param.maximum + 1e-9):
+            if not clamp:
+                raise ValueError(
+                    f"parameter {name!r}={v:g} is outside its range [{param.minimum:g}, {param.maximum:g}]"
+                )
+        out[name] = param.clamp(v)
+    return out
