@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,9 @@ if TYPE_CHECKING:
 #: Modules imported on first registry access; each registers its scorers at import.
 BUILTIN_SCORER_MODULES: list[str] = [
     "lib_enhancer.scorers.natural",
+    "lib_enhancer.scorers.clip",
+    "lib_enhancer.scorers.nima",
+    "lib_enhancer.scorers.ensemble",
 ]
 
 
@@ -40,6 +44,9 @@ class ScorerInfo:
     weights: tuple[str, ...] = ()  # model-manager file names it needs (empty = none)
     license: str = "MIT"
     tags: tuple[str, ...] = field(default_factory=tuple)
+    # False for scorers blind to fine texture (image statistics): the optimizer then leaves the
+    # local detail parameters alone instead of letting them drift at no cost.
+    judges_detail: bool = True
 
 
 ScorerFactory = Callable[..., "torch.nn.Module"]
@@ -64,9 +71,9 @@ def _ensure_loaded() -> None:
     global _loaded
     if _loaded:
         return
-    _loaded = True
     for module in BUILTIN_SCORER_MODULES:
         importlib.import_module(module)
+    _loaded = True  # only once every module imported: a failed import is retried, not hidden
 
 
 def list_scorers() -> list[ScorerInfo]:
@@ -89,6 +96,52 @@ def get_scorer_info(name: str) -> ScorerInfo:
     return _REGISTRY[name][0]
 
 
+def _split_weight(item: str) -> tuple[str, float | None]:
+    """``"laion:0.7"`` -> ``("laion", 0.7)``; ``"taste:mine"`` -> ``("taste:mine", None)``."""
+    head, sep, tail = item.rpartition(":")
+    if not sep:
+        return item, None
+    try:
+        weight = float(tail)
+    except ValueError:
+        return item, None
+    if not head.strip():
+        raise ValueError(f"scorer spec item {item!r} has a weight but no scorer name")
+    return head.strip(), weight
+
+
+def is_ensemble_spec(spec: str) -> bool:
+    """True for ensemble specs such as ``"laion:0.7,natural:0.3"`` or ``"laion:1"``."""
+    return "," in spec or _split_weight(spec.strip())[1] is not None
+
+
+def parse_scorer_spec(spec: str) -> list[tuple[str, float]]:
+    """Parse ``"name[:weight],name[:weight],..."`` into ``[(name, weight), ...]`` (weight default 1).
+
+    A trailing ``:<number>`` is a weight; any other colon is part of the name (``taste:<name>``).
+
+    Raises:
+        ValueError: an empty item or a weight without a name.
+    """
+    items = []
+    for raw in spec.split(","):
+        item = raw.strip()
+        if not item:
+            raise ValueError(f"empty member in scorer spec {spec!r}")
+        name, weight = _split_weight(item)
+        items.append((name, 1.0 if weight is None else weight))
+    return items
+
+
+def scorer_accepts_option(name: str, option: str) -> bool:
+    """Whether the factory of registered scorer ``name`` takes keyword option ``option``."""
+    _ensure_loaded()
+    if name not in _REGISTRY:
+        raise _unknown(name)
+    params = inspect.signature(_REGISTRY[name][1]).parameters
+    return option in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+
 def create_scorer(
     name: str,
     *,
@@ -97,13 +150,27 @@ def create_scorer(
     cache_dir: str | None = None,
     **options: Any,
 ) -> torch.nn.Module:
-    """Build a scorer by registry name, frozen and in eval mode, on ``device`` (default CPU)."""
+    """Build a scorer by registry name, frozen and in eval mode, on ``device`` (default CPU).
+
+    ``name`` may also be an ensemble spec, ``"laion:0.7,natural:0.3"``, and ``fidelity=<weight>``
+    adds an SSIM-to-the-reference term; both build an
+    :class:`~lib_enhancer.scorers.ensemble.EnsembleScorer` whose score is the weighted mean of the
+    members' scores mapped to [0, 1] (see :func:`lib_enhancer.scorers.ensemble.create_ensemble`).
+    """
     _ensure_loaded()
-    if name not in _REGISTRY:
-        raise _unknown(name)
-    info, factory = _REGISTRY[name]
-    scorer = factory(device=device, dtype=dtype, cache_dir=cache_dir, **options)
-    scorer.info = info
+    fidelity = options.pop("fidelity", None)
+    if fidelity or is_ensemble_spec(name):
+        from lib_enhancer.scorers.ensemble import create_ensemble
+
+        scorer = create_ensemble(
+            name, device=device, dtype=dtype, cache_dir=cache_dir, fidelity=fidelity, **options
+        )
+    else:
+        if name not in _REGISTRY:
+            raise _unknown(name)
+        info, factory = _REGISTRY[name]
+        scorer = factory(device=device, dtype=dtype, cache_dir=cache_dir, **options)
+        scorer.info = info
     scorer.eval()
     for p in scorer.parameters():
         p.requires_grad_(False)

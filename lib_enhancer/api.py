@@ -1,0 +1,275 @@
+"""The Python API: ``enhance``, ``score``, ``apply`` on PIL images, numpy arrays and tensors.
+
+Every function returns the image in the type it was given: a PIL image (mode kept, alpha kept), an
+``(H, W, 3|4)`` uint8/uint16/float array, or a float ``(3, H, W)`` / ``(B, 3, H, W)`` tensor.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from lib_enhancer.optimize import OptimizeConfig, Step, default_active, optimize
+from lib_enhancer.recipe import Recipe
+from lib_enhancer.render import downscale, render, render_tensor
+
+DEFAULT_SCORER = "natural"
+PREVIEW_SIDE = 256  # long side of the preview the optimizer works on
+
+
+@dataclass
+class Result:
+    """What :func:`enhance` returns."""
+
+    image: Any  # same type as the input
+    recipe: Recipe
+    score_before: float
+    score_after: float
+    history: list[Step] = field(default_factory=list)
+    identity: bool = False
+    message: str = ""
+
+    @property
+    def scores(self) -> dict[str, float]:
+        return {"before": self.score_before, "after": self.score_after}
+
+
+# ---------------------------------------------------------------------------------------------
+# Image type adapters
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Adapted:
+    rgb: np.ndarray | None  # (H, W, 3) uint8/uint16 for array-like inputs
+    tensor: torch.Tensor | None  # float (*, 3, H, W) for tensor inputs
+    restore: Callable[[np.ndarray | torch.Tensor], Any]
+
+
+def _adapt(image: Any) -> _Adapted:
+    """Split an input image into RGB pixels and a function that rebuilds the caller's type."""
+    if isinstance(image, torch.Tensor):
+        if image.dim() not in (3, 4) or image.shape[-3] != 3 or not image.is_floating_point():
+            raise ValueError(
+                f"tensor images must be float (3, H, W) or (B, 3, H, W), got {tuple(image.shape)}"
+            )
+        return _Adapted(None, image, lambda out: out)
+    try:
+        from PIL import Image
+    except ImportError:  # pragma: no cover - pillow is a dependency
+        Image = None  # type: ignore[assignment]
+    if Image is not None and isinstance(image, Image.Image):
+        return _adapt_pil(image)
+    if isinstance(image, np.ndarray):
+        return _adapt_array(image)
+    raise TypeError(f"unsupported image type {type(image).__name__}: pass a PIL image, numpy array or tensor")
+
+
+def _adapt_pil(image: Any) -> _Adapted:
+    from PIL import Image
+
+    mode = image.mode
+    alpha = image.getchannel("A") if "A" in image.getbands() else None
+    if mode in ("I;16", "I;16B", "I;16L", "I"):
+        grey = np.asarray(image, dtype=np.uint16 if mode.startswith("I;16") else np.int32)
+        rgb = np.repeat(np.clip(grey, 0, 65535).astype(np.uint16)[..., None], 3, axis=2)
+        return _Adapted(rgb, None, lambda out: Image.fromarray(out[..., 0].astype(np.uint16)))
+    rgb = np.asarray(image.convert("RGB"))
+
+    def restore(out: np.ndarray) -> Any:
+        result = Image.fromarray(out, "RGB")
+        if alpha is not None:
+            result.putalpha(alpha)
+        elif mode in ("L", "LA"):
+            result = result.convert("L")
+        for key, value in image.info.items():
+            if isinstance(key, str) and key in ("icc_profile", "exif", "dpi"):
+                result.info[key] = value
+        return result
+
+    return _Adapted(rgb, None, restore)
+
+
+def _adapt_array(image: np.ndarray) -> _Adapted:
+    if image.ndim != 3 or image.shape[2] not in (3, 4):
+        raise ValueError(f"array images must be (H, W, 3) or (H, W, 4), got {image.shape}")
+    alpha = image[..., 3:] if image.shape[2] == 4 else None
+    rgb = image[..., :3]
+    if image.dtype in (np.uint8, np.uint16):
+
+        def restore(out: np.ndarray) -> np.ndarray:
+            return np.concatenate([out, alpha], axis=2) if alpha is not None else out
+
+        return _Adapted(np.ascontiguousarray(rgb), None, restore)
+    if np.issubdtype(image.dtype, np.floating):
+        as16 = (np.clip(rgb, 0.0, 1.0) * 65535.0 + 0.5).astype(np.uint16)
+
+        def restore_float(out: np.ndarray) -> np.ndarray:
+            f = out.astype(image.dtype) / 65535.0
+            return np.concatenate([f, alpha], axis=2) if alpha is not None else f
+
+        return _Adapted(as16, None, restore_float)
+    raise TypeError(f"unsupported array dtype {image.dtype}: use uint8, uint16 or float in [0, 1]")
+
+
+# ---------------------------------------------------------------------------------------------
+# Scorers, cached per (name, device, options)
+# ---------------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_scorer(name: str, device: str | None, options: tuple[tuple[str, Any], ...]) -> torch.nn.Module:
+    from lib_enhancer.scorers import create_scorer
+
+    return create_scorer(name, device=device, **dict(options))
+
+
+def get_scorer(
+    scorer: str | torch.nn.Module = DEFAULT_SCORER, device: str | torch.device | None = None, **options: Any
+) -> torch.nn.Module:
+    """A scorer instance: pass-through for modules, cached registry construction for names."""
+    if isinstance(scorer, torch.nn.Module):
+        return scorer
+    return _cached_scorer(scorer, str(device) if device is not None else None, tuple(sorted(options.items())))
+
+
+def _preview(adapted: _Adapted, side: int, device: str | torch.device | None) -> torch.Tensor:
+    if adapted.tensor is not None:
+        x = adapted.tensor if adapted.tensor.dim() == 4 else adapted.tensor.unsqueeze(0)
+        x = x[:1]
+        h, w = x.shape[-2:]
+        scale = min(1.0, side / max(h, w))
+        if scale < 1.0:
+            size = (max(1, round(h * scale)), max(1, round(w * scale)))
+            x = torch.nn.functional.interpolate(
+                x, size=size, mode="bilinear", antialias=True, align_corners=False
+            )
+        return x.detach().float().to(device or "cpu")
+    assert adapted.rgb is not None
+    return downscale(adapted.rgb, side).to(device or "cpu")
+
+
+# ---------------------------------------------------------------------------------------------
+# Public functions
+# ---------------------------------------------------------------------------------------------
+
+
+def score(
+    image: Any,
+    scorer: str | torch.nn.Module = DEFAULT_SCORER,
+    *,
+    device: str | torch.device | None = None,
+    preview_side: int = 512,
+    **scorer_options: Any,
+) -> float:
+    """Score one image with a registry scorer (higher is better unless the scorer says otherwise)."""
+    module = get_scorer(scorer, device, **scorer_options)
+    with torch.no_grad():
+        return float(module(_preview(_adapt(image), preview_side, device)).reshape(-1)[0])
+
+
+def apply(recipe: Recipe | Mapping[str, Any] | str, image: Any) -> Any:
+    """Apply a recipe (object, dict or JSON string) to an image at full resolution."""
+    rec = _as_recipe(recipe)
+    adapted = _adapt(image)
+    if adapted.tensor is not None:
+        with torch.no_grad():
+            return adapted.restore(render_tensor(adapted.tensor, rec))
+    assert adapted.rgb is not None
+    return adapted.restore(render(adapted.rgb, rec))
+
+
+def _as_recipe(recipe: Recipe | Mapping[str, Any] | str) -> Recipe:
+    if isinstance(recipe, Recipe):
+        return recipe
+    if isinstance(recipe, str):
+        return Recipe.from_json(recipe)
+    return Recipe.from_dict(recipe)
+
+
+def enhance(
+    image: Any,
+    *,
+    scorer: str | torch.nn.Module = DEFAULT_SCORER,
+    steps: int = 40,
+    time_budget: float | None = None,
+    strength: float = 1.0,
+    seed: int = 0,
+    restarts: int = 4,
+    l2: float | None = None,
+    lock: Mapping[str, float] | None = None,
+    active: tuple[str, ...] | None = None,
+    init: Recipe | Mapping[str, float] | None = None,
+    preview_side: int = PREVIEW_SIDE,
+    device: str | torch.device | None = None,
+    callback: Callable[[Step], bool | None] | None = None,
+    scorer_options: Mapping[str, Any] | None = None,
+) -> Result:
+    """Enhance an image: optimise a recipe on a preview against ``scorer``, apply it at full size.
+
+    Args:
+        image: PIL image, ``(H, W, 3|4)`` array (uint8, uint16 or float) or float tensor.
+        scorer: registry name (``natural`` needs no download) or a scorer module.
+        steps, time_budget: budgets in optimizer steps and seconds.
+        strength: blend of the found edit towards neutral, in [0, 1].
+        seed: makes the run reproducible.
+        restarts: candidates optimised together (one batched scorer call per step).
+        l2: pull towards neutral (larger = more conservative edits); default from OptimizeConfig.
+        lock: parameters held at fixed values.
+        active: parameters the optimizer may change (default: all but sharpen).
+        init: warm start (a recipe or parameter mapping).
+        preview_side: long side of the optimisation preview.
+        device: where the scorer and the preview live (default CPU).
+        callback: called with each :class:`~lib_enhancer.optimize.Step`; return True to cancel.
+
+    Returns:
+        A :class:`Result` whose ``image`` has the input's type; never worse than the input by the
+        scorer's judgement (else the original comes back with ``identity=True``).
+    """
+    adapted = _adapt(image)
+    module = get_scorer(scorer, device, **dict(scorer_options or {}))
+    preview = _preview(adapted, preview_side, device)
+    init_params = init.params if isinstance(init, Recipe) else dict(init or {})
+    config_kwargs: dict[str, Any] = {
+        "steps": steps,
+        "time_budget": time_budget,
+        "restarts": restarts,
+        "seed": seed,
+        "lock": dict(lock or {}),
+        "init": init_params,
+    }
+    if l2 is not None:
+        config_kwargs["l2"] = l2
+    config_kwargs["active"] = tuple(active) if active is not None else default_active(module)
+    run = optimize(preview, module, OptimizeConfig(**config_kwargs), strength=strength, callback=callback)
+    from lib_enhancer.params import NEUTRAL
+
+    final = {n: NEUTRAL[n] + strength * (v - NEUTRAL[n]) for n, v in run.params.items()}
+    name = (
+        scorer
+        if isinstance(scorer, str)
+        else getattr(getattr(module, "info", None), "name", type(module).__name__)
+    )
+    recipe = Recipe(
+        final,
+        {
+            "scorer": name,
+            "score_before": round(run.score_before, 4),
+            "score_after": round(run.score_after, 4),
+            "seed": seed,
+            "strength": strength,
+            "steps": len(run.history),
+        },
+    )
+    if recipe.is_identity:
+        out_image = image.copy() if hasattr(image, "copy") else image.clone()
+    else:
+        out_image = apply(recipe, image)
+    return Result(
+        out_image, recipe, run.score_before, run.score_after, run.history, run.identity, run.message
+    )

@@ -1,0 +1,456 @@
+"""Command line: ``python -m lib_enhancer`` / ``lib-enhancer``.
+
+Subcommands: ``enhance``, ``score``, ``apply``, ``export-lut``, ``filters``, ``scorers`` (and
+``models`` when the model manager is present). A bad file gets one line on stderr and a non-zero
+exit; the rest of a batch continues; a summary closes every batch. Inputs are never overwritten and
+every output is written atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import glob
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lib_enhancer.params import PARAMS, get_param
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp", ".gif"})
+OUTPUT_FORMATS = {
+    "same": None,
+    "jpg": ".jpg",
+    "jpeg": ".jpg",
+    "png": ".png",
+    "tif": ".tif",
+    "tiff": ".tif",
+    "webp": ".webp",
+}
+SIDECAR_SUFFIX = ".recipe.json"
+
+
+class UsageError(Exception):
+    """A problem with the command line itself (exit code 2)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Inputs and outputs
+# ---------------------------------------------------------------------------------------------
+
+
+def expand_inputs(items: Sequence[str], recursive: bool = False) -> list[Path]:
+    """Files, globs and folders -> image paths (sorted, de-duplicated, order of arguments kept).
+
+    Explicit files are kept whatever their suffix (so a bad file is reported, not ignored);
+    folders and globs contribute files with an image suffix.
+    """
+    seen: set[Path] = set()
+    out: list[Path] = []
+
+    def add(path: Path) -> None:
+        key = path.resolve()
+        if key not in seen:
+            seen.add(key)
+            out.append(path)
+
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            pattern = "**/*" if recursive else "*"
+            for p in sorted(path.glob(pattern)):
+                if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES:
+                    add(p)
+        elif any(ch in item for ch in "*?["):
+            matches = sorted(glob.glob(item, recursive=recursive))
+            if not matches:
+                raise UsageError(f"no files match {item!r}")
+            for m in matches:
+                if Path(m).is_file() and Path(m).suffix.lower() in IMAGE_SUFFIXES:
+                    add(Path(m))
+        else:
+            add(path)  # missing files are reported per file, not as a usage error
+    return out
+
+
+def output_path(source: Path, out_dir: Path | None, suffix: str, fmt: str) -> Path:
+    """Where the result of ``source`` goes: ``<out_dir or source dir>/<stem><suffix><ext>``."""
+    ext = OUTPUT_FORMATS[fmt] or source.suffix.lower() or ".png"
+    if ext in (".bmp", ".gif"):
+        ext = ".png"  # keep full quality; these formats can't carry the recipe
+    folder = out_dir if out_dir is not None else source.parent
+    return folder / f"{source.stem}{suffix}{ext}"
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or (b.exists() and os.path.samefile(a, b))
+    except OSError:
+        return False
+
+
+@dataclass
+class Outcome:
+    path: Path
+    ok: bool
+    message: str
+
+
+def _report_error(path: Path, exc: BaseException) -> Outcome:
+    msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if str(path) not in msg:
+        msg = f"{path}: {msg}"
+    print(f"error: {msg}", file=sys.stderr)
+    return Outcome(path, False, msg)
+
+
+def _progress(items: list[Path], enabled: bool) -> Iterator[Path]:
+    if not enabled or len(items) < 2:
+        yield from items
+        return
+    from tqdm import tqdm
+
+    yield from tqdm(items, unit="img", file=sys.stderr, dynamic_ncols=True)
+
+
+def _summary(outcomes: list[Outcome], verb: str) -> int:
+    ok = sum(o.ok for o in outcomes)
+    failed = len(outcomes) - ok
+    print(f"{verb}: {ok} done, {failed} failed, {len(outcomes)} total", file=sys.stderr)
+    return 0 if failed == 0 else 1
+
+
+def _parse_locks(items: Sequence[str]) -> dict[str, float]:
+    locks: dict[str, float] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise UsageError(f"--lock expects NAME=VALUE, got {item!r}")
+        try:
+            param = get_param(name.strip())
+        except KeyError as exc:
+            raise UsageError(str(exc.args[0])) from None
+        try:
+            v = float(value)
+        except ValueError:
+            raise UsageError(f"--lock {name}: {value!r} is not a number") from None
+        if not param.minimum <= v <= param.maximum:
+            raise UsageError(f"--lock {name}={v:g} is outside [{param.minimum:g}, {param.maximum:g}]")
+        locks[param.name] = v
+    return locks
+
+
+def _save_result(loaded: Any, rgb: Any, target: Path, recipe_json: str, args: argparse.Namespace) -> None:
+    from lib_enhancer.imageio import RECIPE_TEXT_KEY, save_image
+
+    save_image(
+        target,
+        rgb,
+        alpha=loaded.alpha,
+        exif=loaded.exif,
+        icc_profile=loaded.icc_profile,
+        text={RECIPE_TEXT_KEY: recipe_json},
+        quality=args.quality,
+        overwrite=args.overwrite,
+    )
+    if not args.no_sidecar:
+        _write_text_atomic(target.with_name(target.name + SIDECAR_SUFFIX), recipe_json + "\n", args.overwrite)
+
+
+def _write_text_atomic(path: Path, text: str, overwrite: bool) -> None:
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists (use --overwrite to replace outputs)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _check_target(source: Path, target: Path, inputs: set[Path], overwrite: bool) -> None:
+    if any(_same_file(target, p) for p in inputs) or _same_file(source, target):
+        raise FileExistsError(
+            f"{source}: output {target} would overwrite an input; choose another -o or --suffix"
+        )
+    if target.exists() and not overwrite:
+        raise FileExistsError(f"{source}: output {target} exists (use --overwrite to replace outputs)")
+
+
+# ---------------------------------------------------------------------------------------------
+# Subcommands
+# ---------------------------------------------------------------------------------------------
+
+
+def cmd_enhance(args: argparse.Namespace) -> int:
+    from lib_enhancer.api import enhance, get_scorer
+    from lib_enhancer.imageio import load_image
+
+    files = expand_inputs(args.inputs, args.recursive)
+    if not files:
+        raise UsageError("no input images")
+    locks = _parse_locks(args.lock or [])
+    scorer = get_scorer(args.scorer, args.device)
+    inputs = {p.resolve() for p in files}
+    outcomes: list[Outcome] = []
+    for path in _progress(files, not args.quiet):
+        started = time.perf_counter()
+        try:
+            target = output_path(path, args.output, args.suffix, args.format)
+            _check_target(path, target, inputs, args.overwrite)
+            loaded = load_image(path)
+            result = enhance(
+                loaded.rgb,
+                scorer=scorer,
+                steps=args.steps,
+                time_budget=args.time,
+                strength=args.strength,
+                seed=args.seed,
+                lock=locks,
+                device=args.device,
+            )
+            recipe = result.recipe.with_info(source=path.name)
+            _save_result(loaded, result.image, target, recipe.to_json(indent=None), args)
+        except Exception as exc:  # one bad file must not stop the batch
+            outcomes.append(_report_error(path, exc))
+            continue
+        line = f"{path} -> {target}: {result.message} ({time.perf_counter() - started:.1f} s)"
+        if not args.quiet:
+            print(line, file=sys.stderr)
+        outcomes.append(Outcome(path, True, line))
+    return _summary(outcomes, "enhance")
+
+
+def _load_recipe(source: str) -> Any:
+    from lib_enhancer.imageio import RECIPE_TEXT_KEY, read_embedded_text
+    from lib_enhancer.recipe import Recipe
+
+    path = Path(source)
+    if not path.is_file():
+        raise UsageError(f"recipe {source}: no such file")
+    if path.suffix.lower() == ".json":
+        try:
+            return Recipe.from_json(path.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise UsageError(f"recipe {source}: {exc}") from None
+    text = read_embedded_text(path).get(RECIPE_TEXT_KEY)
+    if not text:
+        raise UsageError(f"recipe {source}: neither a .json recipe nor an image with an embedded recipe")
+    return Recipe.from_json(text)
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    from lib_enhancer.imageio import load_image
+    from lib_enhancer.render import render
+
+    recipe = _load_recipe(args.recipe)
+    if args.strength is not None:
+        recipe = recipe.with_strength(args.strength)
+    files = expand_inputs(args.inputs, args.recursive)
+    if not files:
+        raise UsageError("no input images")
+    inputs = {p.resolve() for p in files}
+    outcomes: list[Outcome] = []
+    for path in _progress(files, not args.quiet):
+        try:
+            target = output_path(path, args.output, args.suffix, args.format)
+            _check_target(path, target, inputs, args.overwrite)
+            loaded = load_image(path)
+            out = render(loaded.rgb, recipe)
+            _save_result(loaded, out, target, recipe.with_info(source=path.name).to_json(indent=None), args)
+        except Exception as exc:
+            outcomes.append(_report_error(path, exc))
+            continue
+        outcomes.append(Outcome(path, True, str(target)))
+    return _summary(outcomes, "apply")
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from lib_enhancer.api import get_scorer, score
+    from lib_enhancer.imageio import load_image
+
+    files = expand_inputs(args.inputs, args.recursive)
+    if not files:
+        raise UsageError("no input images")
+    scorer = get_scorer(args.scorer, args.device)
+    rows: list[tuple[Path, float]] = []
+    outcomes: list[Outcome] = []
+    for path in _progress(files, not args.quiet and args.csv != "-"):
+        try:
+            value = score(load_image(path).rgb, scorer, device=args.device)
+        except Exception as exc:
+            outcomes.append(_report_error(path, exc))
+            continue
+        rows.append((path, value))
+        outcomes.append(Outcome(path, True, f"{value:.4f}"))
+    if args.sort:
+        rows.sort(key=lambda r: r[1], reverse=True)
+    if args.top:
+        rows = rows[: args.top]
+    if args.csv:
+        _write_csv(args.csv, rows, args.scorer)
+    if args.csv != "-":
+        for path, value in rows:
+            print(f"{value:8.4f}  {path}")
+    return _summary(outcomes, "score")
+
+
+def _write_csv(target: str, rows: list[tuple[Path, float]], scorer: str) -> None:
+    header = ["path", f"score_{scorer}"]
+    if target == "-":
+        writer = csv.writer(sys.stdout)
+        writer.writerow(header)
+        writer.writerows((str(p), f"{v:.6f}") for p, v in rows)
+        return
+    import io
+
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(header)
+    writer.writerows((str(p), f"{v:.6f}") for p, v in rows)
+    _write_text_atomic(Path(target), buf.getvalue(), overwrite=True)
+
+
+def cmd_export_lut(args: argparse.Namespace) -> int:
+    from lib_enhancer.lut import build_lut, write_cube
+
+    recipe = _load_recipe(args.recipe)
+    glob_params = recipe.stage_params("global")
+    local = sorted(set(recipe.params) - set(glob_params))
+    if local:
+        print(
+            f"note: local filters are not expressible as a LUT and were left out: {', '.join(local)}",
+            file=sys.stderr,
+        )
+    target = Path(args.output)
+    if target.exists() and not args.overwrite:
+        raise UsageError(f"{target} exists (use --overwrite)")
+    write_cube(target, build_lut(glob_params, args.size), title=f"lib_enhancer {Path(args.recipe).name}")
+    print(f"wrote {target} ({args.size}^3)", file=sys.stderr)
+    return 0
+
+
+def cmd_filters(args: argparse.Namespace) -> int:
+    if args.json:
+        print(json.dumps([p.__dict__ for p in PARAMS], indent=2))
+        return 0
+    print(f"{'name':12s} {'stage':6s} {'neutral':>8s} {'min':>7s} {'max':>7s}  help")
+    for p in PARAMS:
+        print(f"{p.name:12s} {p.stage:6s} {p.neutral:8g} {p.minimum:7g} {p.maximum:7g}  {p.help}")
+    return 0
+
+
+def cmd_scorers(args: argparse.Namespace) -> int:
+    from lib_enhancer.scorers import list_scorers
+
+    for info in list_scorers():
+        low, high = info.score_range
+        weights = ", ".join(info.weights) or "none"
+        grad = "differentiable" if info.differentiable else "not differentiable"
+        print(f"{info.name:16s} [{low:g}, {high:g}] {grad}; weights: {weights}; license: {info.license}")
+        print(f"{'':16s} {info.description}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Parser
+# ---------------------------------------------------------------------------------------------
+
+
+def _add_output_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("inputs", nargs="+", help="image files, folders or globs")
+    p.add_argument(
+        "-o", "--output", type=Path, default=None, help="output folder (default: next to each input)"
+    )
+    p.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders")
+    p.add_argument("--suffix", default="_enhanced", help="added to output file names (default: _enhanced)")
+    p.add_argument(
+        "--format", choices=sorted(OUTPUT_FORMATS), default="same", help="output format (default: same)"
+    )
+    p.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality (default: 95)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs (never inputs)")
+    p.add_argument("--no-sidecar", action="store_true", help="don't write <output>.recipe.json")
+    p.add_argument("-q", "--quiet", action="store_true")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lib-enhancer",
+        description="Neural Image Enhancer: automatic photo enhancement with portable recipes.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("enhance", help="enhance images; writes results, recipes (sidecar + embedded)")
+    _add_output_options(p)
+    p.add_argument("--scorer", default="natural", help="scorer name (default: natural, no download)")
+    p.add_argument("--steps", type=int, default=40, help="optimizer steps (default: 40)")
+    p.add_argument("--time", type=float, default=None, help="time budget per image in seconds")
+    p.add_argument("--strength", type=float, default=1.0, help="blend of the edit, 0..1 (default: 1)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--lock", action="append", metavar="NAME=VALUE", help="hold a filter parameter fixed")
+    p.add_argument("--device", default=None, help="torch device for the scorer (default: cpu)")
+    p.set_defaults(func=cmd_enhance)
+
+    p = sub.add_parser("apply", help="apply a recipe (.json, or an image carrying one) to images")
+    _add_output_options(p)
+    p.add_argument("--recipe", required=True, help="recipe .json or an enhanced image")
+    p.add_argument("--strength", type=float, default=None, help="blend the recipe towards neutral, 0..1")
+    p.set_defaults(func=cmd_apply)
+
+    p = sub.add_parser("score", help="score images")
+    p.add_argument("inputs", nargs="+")
+    p.add_argument("-r", "--recursive", action="store_true")
+    p.add_argument("--scorer", default="natural")
+    p.add_argument("--device", default=None)
+    p.add_argument("--csv", default=None, metavar="FILE", help="write a CSV ('-' for stdout)")
+    p.add_argument("--sort", action="store_true", help="best first")
+    p.add_argument("--top", type=int, default=None, metavar="K", help="only the K best (with --sort)")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser("export-lut", help="export a recipe's colour part as a .cube 3-D LUT")
+    p.add_argument("--recipe", required=True)
+    p.add_argument("-o", "--output", required=True)
+    p.add_argument("--size", type=int, default=33, help="lattice size, 2..65 (default: 33)")
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=cmd_export_lut)
+
+    p = sub.add_parser("filters", help="list filters, ranges and neutral values")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_filters)
+
+    p = sub.add_parser("scorers", help="list scorers")
+    p.set_defaults(func=cmd_scorers)
+
+    _add_models_parser(sub)
+    return parser
+
+
+def _add_models_parser(sub: Any) -> None:
+    try:
+        from lib_enhancer.models import add_models_subparser
+    except ImportError:
+        return
+    add_models_subparser(sub)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyError as exc:  # unknown scorer / parameter names
+        print(f"error: {exc.args[0] if exc.args else exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

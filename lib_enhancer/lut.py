@@ -1,0 +1,123 @@
+"""3-D LUTs: fold the global (per-pixel colour) part of a recipe into a lattice, apply it, export it.
+
+The table is ``(N, N, N, 3)`` float32 indexed ``[b, g, r]`` — red varies fastest in memory, the order
+of both PIL's ``Color3DLUT`` and the Adobe/Resolve ``.cube`` format.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from lib_enhancer.filters.pipeline import apply_filters
+
+DEFAULT_LUT_SIZE = 65  # PIL's maximum; trilinear error at this spacing is far below 1/255
+
+
+def identity_lattice(size: int) -> np.ndarray:
+    """``(size, size, size, 3)`` lattice of RGB values, indexed ``[b, g, r]``."""
+    axis = np.linspace(0.0, 1.0, size, dtype=np.float64)
+    b, g, r = np.meshgrid(axis, axis, axis, indexing="ij")
+    return np.stack([r, g, b], axis=-1)
+
+
+def build_lut(global_params: Mapping[str, float], size: int = DEFAULT_LUT_SIZE) -> np.ndarray:
+    """Evaluate the global filter chain on the identity lattice, clamped to [0, 1].
+
+    Returns a float32 ``(size, size, size, 3)`` table indexed ``[b, g, r]``.
+    """
+    if not 2 <= size <= 65:
+        raise ValueError(f"LUT size must be in [2, 65], got {size}")
+    lattice = identity_lattice(size).reshape(-1, 3)
+    image = torch.from_numpy(lattice.T.copy()).reshape(3, -1, 1)  # float64, one column of colours
+    with torch.no_grad():
+        out = apply_filters(image, dict(global_params), stages=("global",), clamp=True)
+    return out.reshape(3, -1).T.reshape(size, size, size, 3).to(torch.float32).numpy()
+
+
+def probe_colours(count: int = 4096, seed: int = 0) -> np.ndarray:
+    """8-bit test colours: the full grey ramp, pure-hue ramps and seeded random colours, ``(N, 3)``."""
+    ramp = np.arange(256, dtype=np.uint8)
+    zeros = np.zeros_like(ramp)
+    rows = [np.stack([ramp, ramp, ramp], 1)]
+    for c in range(3):
+        hue = [zeros, zeros, zeros]
+        hue[c] = ramp
+        rows.append(np.stack(hue, 1))
+    rows.append(np.random.default_rng(seed).integers(0, 256, size=(count, 3), dtype=np.uint8))
+    return np.concatenate(rows)
+
+
+def lut_max_error(table: np.ndarray, global_params: Mapping[str, float]) -> float:
+    """Largest difference between the LUT and the exact chain on :func:`probe_colours` (0..1 units)."""
+    colours = probe_colours()
+    via_lut = apply_lut_pil(colours.reshape(1, -1, 3), table).reshape(-1, 3).astype(np.float64)
+    exact = torch.from_numpy(colours.T.astype(np.float64) / 255.0).reshape(3, -1, 1)
+    with torch.no_grad():
+        direct = apply_filters(exact, dict(global_params), stages=("global",)).reshape(3, -1).T.numpy()
+    return float(np.abs(via_lut / 255.0 - np.round(direct * 255.0) / 255.0).max())
+
+
+def apply_lut_pil(rgb8: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """Apply a LUT to an 8-bit ``(H, W, 3)`` array with PIL's C trilinear ``Color3DLUT``."""
+    from PIL import Image, ImageFilter
+
+    size = table.shape[0]
+    lut = ImageFilter.Color3DLUT(size, table.reshape(-1).astype(np.float32), channels=3)
+    return np.asarray(Image.fromarray(rgb8, "RGB").filter(lut))
+
+
+def apply_lut_torch(rgb: torch.Tensor, table: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """Trilinear LUT on a float ``(*, 3, H, W)`` tensor in [0, 1] (any bit depth; differentiable in rgb)."""
+    lut = torch.as_tensor(table, dtype=rgb.dtype, device=rgb.device)  # (B, G, R, 3)
+    volume = lut.permute(3, 0, 1, 2).unsqueeze(0)  # (1, 3, D=b, H=g, W=r)
+    lead = rgb.shape[:-3]
+    x = rgb.reshape(-1, 3, *rgb.shape[-2:])
+    n, _, h, w = x.shape
+    # grid_sample 3-D wants (x, y, z) = (r, g, b) in [-1, 1]
+    grid = (x.permute(0, 2, 3, 1).clamp(0.0, 1.0) * 2.0 - 1.0).reshape(1, 1, n * h, w, 3)
+    out = F.grid_sample(volume, grid, mode="bilinear", padding_mode="border", align_corners=True)
+    return out.reshape(3, n, h, w).permute(1, 0, 2, 3).reshape(*lead, 3, h, w)
+
+
+def write_cube(path: str | os.PathLike[str], table: np.ndarray, title: str = "lib_enhancer recipe") -> Path:
+    """Write a LUT as an Adobe/Resolve ``.cube`` file (red fastest), atomically."""
+    size = table.shape[0]
+    lines = [f'TITLE "{title}"', f"LUT_3D_SIZE {size}", "DOMAIN_MIN 0.0 0.0 0.0", "DOMAIN_MAX 1.0 1.0 1.0"]
+    rows = np.clip(table.reshape(-1, 3), 0.0, 1.0)
+    body = "\n".join(f"{r:.6f} {g:.6f} {b:.6f}" for r, g, b in rows.tolist())
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
+    try:
+        tmp.write_text("\n".join(lines) + "\n" + body + "\n", encoding="ascii")
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
+
+
+def read_cube(path: str | os.PathLike[str]) -> np.ndarray:
+    """Read a ``.cube`` 3-D LUT (domain 0..1) into a ``(N, N, N, 3)`` ``[b, g, r]`` table."""
+    size = None
+    values: list[list[float]] = []
+    for raw in Path(path).read_text(encoding="utf-8", errors="replace").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        head = line.split()[0].upper()
+        if head == "LUT_3D_SIZE":
+            size = int(line.split()[1])
+        elif head in {"TITLE", "DOMAIN_MIN", "DOMAIN_MAX", "LUT_1D_SIZE", "LUT_3D_INPUT_RANGE"}:
+            if head == "LUT_1D_SIZE":
+                raise ValueError(f"{path}: 1-D .cube LUTs are not supported")
+        else:
+            values.append([float(v) for v in line.split()[:3]])
+    if size is None or len(values) != size**3:
+        raise ValueError(f"{path}: malformed .cube file (size {size}, {len(values)} entries)")
+    return np.asarray(values, dtype=np.float32).reshape(size, size, size, 3)

@@ -1,0 +1,313 @@
+"""Gradient optimizer: NICER's loop over *exact* filters, done right.
+
+The recipe's parameters are optimised against a scorer on a small preview (aspect preserved),
+with several seeded restarts evaluated as one batch per step, Adam in a normalised parameter space
+(each parameter scaled by its half range, projected back into its bounds after every step), an L2
+pull towards neutral, budgets in steps and seconds, early stopping on a plateau and a progress
+callback. Two guarantees: the returned edit never scores below the untouched input (else the
+identity is returned and the message says so), and ``strength`` blends the result towards neutral.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from lib_enhancer.filters.pipeline import HAZE_KEY, apply_filters, haze_of
+from lib_enhancer.params import NEUTRAL, PARAM_NAMES, PARAMS_BY_NAME, get_param, validate_params
+
+Tensor = torch.Tensor
+
+#: Parameters optimised by default: everything but sharpening (no scorer should be trusted to judge
+#: acutance on a small preview).
+DEFAULT_ACTIVE: tuple[str, ...] = tuple(n for n in PARAM_NAMES if n != "sharpen")
+DETAIL_PARAMS: frozenset[str] = frozenset({"detail", "local_tone", "sharpen"})
+
+
+def default_active(scorer: torch.nn.Module) -> tuple[str, ...]:
+    """The parameters worth optimising for ``scorer``: no detail filters for texture-blind scorers."""
+    info = getattr(scorer, "info", None)
+    if info is not None and not info.judges_detail:
+        return tuple(n for n in DEFAULT_ACTIVE if n not in DETAIL_PARAMS)
+    return DEFAULT_ACTIVE
+
+
+@dataclass(frozen=True)
+class OptimizeConfig:
+    """Settings of one optimisation run (all have sensible defaults)."""
+
+    steps: int = 40
+    time_budget: float | None = None  # seconds; None = no limit
+    restarts: int = 4  # candidates optimised together, one batched scorer call per step
+    lr: float = 0.06  # Adam step in normalised units (1 = half the parameter's range)
+    l2: float = 0.02  # pull towards neutral: fraction of the score range per normalised unit squared
+    init_spread: float = 0.15  # std of the seeded restarts around the start point (normalised)
+    patience: int = 10  # stop after this many steps without a better objective
+    min_gain: float = 1e-3  # gains below this (fraction of the score range) count as "nothing to fix"
+    prune: float = 2e-3  # drop parameters whose removal costs less than this (fraction of the range)
+    seed: int = 0
+    active: tuple[str, ...] = DEFAULT_ACTIVE
+    lock: Mapping[str, float] = field(default_factory=dict)
+    init: Mapping[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.steps < 0 or self.restarts < 1:
+            raise ValueError("steps must be >= 0 and restarts >= 1")
+        for name in (*self.active, *self.lock, *self.init):
+            get_param(name)
+        validate_params(dict(self.lock))
+        validate_params(dict(self.init))
+
+
+@dataclass(frozen=True)
+class Step:
+    """One optimisation step, for history, live previews and the 'why' of a result."""
+
+    step: int
+    score: float  # best score among this step's candidates
+    best_score: float  # best score so far
+    params: dict[str, float]  # best recipe so far
+    elapsed: float
+
+
+@dataclass(frozen=True)
+class OptimizeResult:
+    params: dict[str, float]  # non-neutral values, before strength
+    score_before: float
+    score_after: float  # of the returned (strength-blended) edit on the preview
+    history: list[Step]
+    identity: bool
+    message: str
+    evaluations: int  # number of images scored
+
+
+def _half_spans(names: Sequence[str], dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    neutral = torch.tensor([NEUTRAL[n] for n in names], dtype=dtype)
+    lo = torch.tensor([PARAMS_BY_NAME[n].minimum for n in names], dtype=dtype)
+    hi = torch.tensor([PARAMS_BY_NAME[n].maximum for n in names], dtype=dtype)
+    half = torch.maximum(hi - neutral, neutral - lo)
+    return neutral, half, (lo - neutral) / half, (hi - neutral) / half
+
+
+def _score(scorer: torch.nn.Module, images: Tensor, sign: float) -> Tensor:
+    return sign * scorer(images).reshape(-1).to(images.dtype)
+
+
+def blend(params: Mapping[str, float], strength: float) -> dict[str, float]:
+    """Blend parameter values towards neutral by ``strength`` in [0, 1]."""
+    if not 0.0 <= strength <= 1.0:
+        raise ValueError(f"strength must be in [0, 1], got {strength}")
+    return {n: NEUTRAL[n] + strength * (v - NEUTRAL[n]) for n, v in params.items()}
+
+
+def optimize(
+    preview: Tensor,
+    scorer: torch.nn.Module,
+    config: OptimizeConfig | None = None,
+    *,
+    strength: float = 1.0,
+    callback: Callable[[Step], bool | None] | None = None,
+) -> OptimizeResult:
+    """Find filter parameters that maximise ``scorer`` on ``preview`` ``(1, 3, h, w)``.
+
+    Args:
+        preview: the downscaled image, float sRGB in [0, 1].
+        scorer: a registry scorer (``info.higher_is_better`` respected); must be differentiable.
+        config: budgets, restarts, locks, seed.
+        strength: blend of the found edit towards neutral, in [0, 1].
+        callback: called after every step with a :class:`Step`; returning ``True`` cancels.
+
+    Returns:
+        The best parameters found (never scoring below the input) and the run's history.
+    """
+    cfg = config or OptimizeConfig()
+    if preview.dim() == 3:
+        preview = preview.unsqueeze(0)
+    info = getattr(scorer, "info", None)
+    sign = -1.0 if info is not None and not info.higher_is_better else 1.0
+    if info is not None and not info.differentiable:
+        raise ValueError(f"scorer {info.name!r} is not differentiable; use a search mode instead")
+    if hasattr(scorer, "set_reference"):
+        scorer.set_reference(preview)
+    dtype = preview.dtype
+    locked = validate_params(dict(cfg.lock))
+    names = [n for n in cfg.active if n not in locked]
+    start = time.perf_counter()
+    with torch.no_grad():
+        base = apply_filters(preview, locked) if locked else preview
+        score_before = float(_score(scorer, preview, sign)[0]) * sign
+        base_objective = float(_score(scorer, base, sign)[0])
+    evaluations = 2
+    history: list[Step] = []
+    span = _score_span(scorer)
+    best = {"objective": base_objective / span, "z": None, "score": base_objective * sign}
+
+    if names and cfg.steps > 0:
+        neutral, half, zlo, zhi = _half_spans(names, dtype)
+        init = torch.tensor([(cfg.init.get(n, NEUTRAL[n]) - NEUTRAL[n]) for n in names], dtype=dtype) / half
+        gen = torch.Generator().manual_seed(cfg.seed)
+        z0 = init.expand(cfg.restarts, -1).clone()
+        if cfg.restarts > 1:
+            z0[1:] += cfg.init_spread * torch.randn(cfg.restarts - 1, len(names), generator=gen, dtype=dtype)
+        z = torch.max(torch.min(z0, zhi), zlo).requires_grad_(True)
+        adam = torch.optim.Adam([z], lr=cfg.lr)
+        batch = preview.expand(cfg.restarts, -1, -1, -1)
+        haze: dict[str, Any] = {HAZE_KEY: haze_of(preview)} if "dehaze" in names else {}
+        stale = 0
+        for step in range(cfg.steps):
+            values = neutral + z * half
+            params = {**locked, **haze, **{n: values[:, i] for i, n in enumerate(names)}}
+            scores = _score(scorer, apply_filters(batch, params), sign)
+            evaluations += cfg.restarts
+            objective = scores / span - cfg.l2 * (z * z).sum(dim=1)
+            top = int(objective.argmax())
+            if float(objective[top].detach()) > best["objective"] + 1e-6:
+                best = {
+                    "objective": float(objective[top].detach()),
+                    "z": z[top].detach().clone(),
+                    "score": float(scores[top].detach()) * sign,
+                }
+                stale = 0
+            else:
+                stale += 1
+            adam.zero_grad(set_to_none=True)
+            (-objective.sum()).backward()
+            adam.step()
+            with torch.no_grad():
+                z.copy_(torch.max(torch.min(z, zhi), zlo))
+            entry = Step(
+                step=step,
+                score=float(scores[top].detach()) * sign,
+                best_score=best["score"],
+                params=_params_from_z(best["z"], names, neutral, half, locked),
+                elapsed=time.perf_counter() - start,
+            )
+            history.append(entry)
+            if callback is not None and callback(entry) is True:
+                break
+            if stale >= cfg.patience:
+                break
+            if cfg.time_budget is not None and entry.elapsed >= cfg.time_budget:
+                break
+        found = _params_from_z(best["z"], names, neutral, half, locked)
+    else:
+        found = dict(locked)
+
+    found = {n: v for n, v in validate_params(found, clamp=True).items() if v != NEUTRAL[n]}
+    if found and cfg.prune > 0:
+        found, pruned_evals = _prune(preview, scorer, sign, found, locked, cfg, cfg.prune)
+        evaluations += pruned_evals
+    final = blend(found, strength)
+    with torch.no_grad():
+        score_after = float(_score(scorer, apply_filters(preview, final), sign)[0]) * sign
+    evaluations += 1
+    gain = (score_after - score_before) * sign
+    if not found or gain < cfg.min_gain * span:
+        reason = (
+            "no edit improved the score" if gain <= 0 else "the photo needs no edit (gain below threshold)"
+        )
+        if found and gain < 0:
+            reason = f"the edit scored below the original ({score_after:.3f} < {score_before:.3f})"
+        return OptimizeResult(
+            {}, score_before, score_before, history, True, f"kept the original: {reason}", evaluations
+        )
+    message = f"score {score_before:.3f} -> {score_after:.3f} in {len(history)} steps"
+    return OptimizeResult(found, score_before, score_after, history, False, message, evaluations)
+
+
+def _score_span(scorer: torch.nn.Module) -> float:
+    info = getattr(scorer, "info", None)
+    if info is None:
+        return 1.0
+    low, high = info.score_range
+    return float(high - low) if high > low else 1.0
+
+
+def _objective(
+    preview: Tensor,
+    scorer: torch.nn.Module,
+    sign: float,
+    candidates: list[dict[str, float]],
+    l2: float,
+    chunk: int,
+    span: float,
+) -> list[float]:
+    """Objective (signed score minus the L2 pull) of each candidate parameter set, scored in chunks."""
+    out: list[float] = []
+    for i in range(0, len(candidates), chunk):
+        group = candidates[i : i + chunk]
+        params = {
+            n: torch.tensor([c.get(n, NEUTRAL[n]) for c in group], dtype=preview.dtype)
+            for n in {k for c in group for k in c}
+        }
+        with torch.no_grad():
+            scores = _score(scorer, apply_filters(preview.expand(len(group), -1, -1, -1), params), sign)
+        for c, value in zip(group, scores.tolist(), strict=True):
+            out.append(value / span - l2 * _z_norm2(c))
+    return out
+
+
+def _z_norm2(params: Mapping[str, float]) -> float:
+    total = 0.0
+    for n, v in params.items():
+        p = PARAMS_BY_NAME[n]
+        half = max(p.maximum - p.neutral, p.neutral - p.minimum)
+        total += ((v - p.neutral) / half) ** 2
+    return total
+
+
+def _prune(
+    preview: Tensor,
+    scorer: torch.nn.Module,
+    sign: float,
+    found: dict[str, float],
+    locked: Mapping[str, float],
+    cfg: OptimizeConfig,
+    tolerance: float,
+) -> tuple[dict[str, float], int]:
+    """Reset to neutral every parameter whose removal costs less than ``tolerance`` (small recipes).
+
+    Each single removal is scored in one batch; the cheap ones are dropped together if that is
+    still within tolerance, else one by one, cheapest first.
+    """
+    free = [n for n in found if n not in locked]
+    if not free:
+        return found, 0
+    chunk = max(cfg.restarts, 4)
+    candidates = [found] + [{k: v for k, v in found.items() if k != n} for n in free]
+    values = _objective(preview, scorer, sign, candidates, cfg.l2, chunk, _score_span(scorer))
+    evaluations = len(candidates)
+    base = values[0]
+    losses = {n: base - v for n, v in zip(free, values[1:], strict=True)}
+    cheap = sorted((n for n in free if losses[n] < tolerance), key=losses.get)
+    if not cheap:
+        return found, evaluations
+    together = {k: v for k, v in found.items() if k not in cheap}
+    if (
+        base - _objective(preview, scorer, sign, [together], cfg.l2, chunk, _score_span(scorer))[0]
+        < tolerance
+    ):
+        return together, evaluations + 1
+    current = dict(found)
+    for name in cheap:
+        trial = {k: v for k, v in current.items() if k != name}
+        evaluations += 1
+        if (
+            base - _objective(preview, scorer, sign, [trial], cfg.l2, chunk, _score_span(scorer))[0]
+            < tolerance
+        ):
+            current = trial
+    return current, evaluations
+
+
+def _params_from_z(
+    z: Tensor | None, names: Sequence[str], neutral: Tensor, half: Tensor, locked: Mapping[str, float]
+) -> dict[str, float]:
+    if z is None:
+        return dict(locked)
+    values = (neutral + z * half).tolist()
+    return {**locked, **{n: float(v) for n, v in zip(names, values, strict=True)}}

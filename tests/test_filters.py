@@ -1,0 +1,306 @@
+"""Filter tests, kornia's vocabulary: smoke, shapes, bad input, hand-checked values, identity at the
+neutral value, float64 gradcheck w.r.t. image *and* parameters at interior points, live gradients."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from lib_enhancer.filters import color, local
+from lib_enhancer.filters.pipeline import STEPS, apply_filters
+from lib_enhancer.params import NEUTRAL, PARAMS, PARAMS_BY_NAME, validate_params
+
+# name -> (function(image, *params), interior parameter values used for gradcheck)
+FILTERS = {
+    "white_balance": (color.white_balance, (0.3, -0.2)),
+    "exposure": (color.exposure, (0.4,)),
+    "linear_light": (color.linear_light, (0.2, 0.1, -0.3)),
+    "levels": (color.levels, (0.05, 0.08)),
+    "brightness": (color.brightness, (0.4,)),
+    "contrast": (color.contrast, (0.5,)),
+    "shadows": (color.shadows, (0.4,)),
+    "highlights": (color.highlights, (-0.4,)),
+    "gamma": (color.gamma, (1.4,)),
+    "saturation": (color.saturation, (0.3,)),
+    "vibrance": (color.vibrance, (0.5,)),
+    "dehaze": (local.dehaze, (0.6,)),
+    "dehaze_negative": (local.dehaze, (-0.4,)),
+    "local_laplacian": (local.local_laplacian, (0.5, -0.2)),
+    "sharpen": (local.sharpen, (0.5,)),
+}
+NEUTRALS = {
+    "white_balance": (0.0, 0.0),
+    "exposure": (0.0,),
+    "linear_light": (0.0, 0.0, 0.0),
+    "levels": (0.0, 0.0),
+    "brightness": (0.0,),
+    "contrast": (0.0,),
+    "shadows": (0.0,),
+    "highlights": (0.0,),
+    "gamma": (1.0,),
+    "saturation": (0.0,),
+    "vibrance": (0.0,),
+    "dehaze": (0.0,),
+    "dehaze_negative": (0.0,),
+    "local_laplacian": (0.0, 0.0),
+    "sharpen": (0.0,),
+}
+
+
+def _image(batch: int | None = 2, h: int = 12, w: int = 14, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    shape = (3, h, w) if batch is None else (batch, 3, h, w)
+    return (torch.rand(shape, generator=g, dtype=torch.float64) * 0.8 + 0.1).contiguous()
+
+
+@pytest.mark.parametrize("name", FILTERS)
+def test_smoke_and_shapes(name):
+    fn, values = FILTERS[name]
+    for batch in (None, 1, 3):
+        x = _image(batch)
+        y = fn(x, *values)
+        assert y.shape == x.shape and y.dtype == x.dtype
+        assert torch.isfinite(y).all()
+        assert not torch.equal(y, x), f"{name} changed nothing at {values}"
+
+
+@pytest.mark.parametrize("name", FILTERS)
+def test_batched_parameters_match_single(name):
+    fn, values = FILTERS[name]
+    x = _image(2)
+    batched = [torch.tensor([v, n], dtype=x.dtype) for v, n in zip(values, NEUTRALS[name], strict=True)]
+    y = fn(x, *batched)
+    torch.testing.assert_close(y[0], fn(x[:1], *values)[0])
+    torch.testing.assert_close(y[1], fn(x[1:], *NEUTRALS[name])[0], atol=2e-6, rtol=0)
+
+
+@pytest.mark.parametrize("name", FILTERS)
+def test_identity_at_neutral(name):
+    fn, _ = FILTERS[name]
+    x = _image(2)
+    torch.testing.assert_close(fn(x, *NEUTRALS[name]), x, atol=2e-6, rtol=0)
+    tensors = [torch.tensor(v, dtype=x.dtype) for v in NEUTRALS[name]]
+    torch.testing.assert_close(fn(x, *tensors), x, atol=2e-6, rtol=0)
+
+
+@pytest.mark.parametrize("name", FILTERS)
+def test_input_not_modified(name):
+    fn, values = FILTERS[name]
+    x = _image(2)
+    before = x.clone()
+    fn(x, *values)
+    assert torch.equal(x, before)
+
+
+@pytest.mark.parametrize("name", FILTERS)
+def test_bad_input(name):
+    fn, values = FILTERS[name]
+    with pytest.raises(ValueError):
+        fn(torch.rand(2, 4, 8, 8), *values)
+    with pytest.raises(TypeError):
+        fn(torch.zeros(1, 3, 8, 8, dtype=torch.uint8), *values)
+    with pytest.raises(TypeError):
+        fn([[0.5]], *values)
+    with pytest.raises(ValueError):
+        fn(torch.rand(2, 3, 8, 8), *[torch.zeros(3) for _ in values])  # 3 values for a batch of 2
+
+
+@pytest.mark.parametrize("name", FILTERS)
+def test_gradcheck_image_and_params(name):
+    fn, values = FILTERS[name]
+    x = _image(1, 10, 12).requires_grad_(True)
+    params = [torch.tensor([v], dtype=torch.float64, requires_grad=True) for v in values]
+    assert torch.autograd.gradcheck(lambda img, *p: fn(img, *p), (x, *params), eps=1e-6, atol=1e-5, rtol=1e-3)
+
+
+@pytest.mark.parametrize("name", FILTERS)
+def test_gradients_are_alive(name):
+    """The gradient w.r.t. every parameter and the image is not identically zero (gradcheck alone
+    passes on a function whose output is clamped flat)."""
+    fn, values = FILTERS[name]
+    x = _image(1, 16, 16).requires_grad_(True)
+    params = [torch.tensor([v], dtype=torch.float64, requires_grad=True) for v in values]
+    y = fn(x, *params)
+    (y * torch.linspace(0.5, 1.5, y.numel(), dtype=y.dtype).view_as(y)).sum().backward()
+    assert x.grad.abs().sum() > 0
+    for p in params:
+        assert p.grad is not None and p.grad.abs().item() > 1e-8, f"{name}: dead parameter gradient"
+
+
+# ---- hand-checked values -----------------------------------------------------------------------
+
+
+def _grey(v: float, h: int = 4, w: int = 4) -> torch.Tensor:
+    return torch.full((1, 3, h, w), v, dtype=torch.float64)
+
+
+def _srgb_to_lin(v: float) -> float:
+    return v / 12.92 if v <= 0.04045 else ((v + 0.055) / 1.055) ** 2.4
+
+
+def _lin_to_srgb(v: float) -> float:
+    return 12.92 * v if v <= 0.0031308 else 1.055 * v ** (1 / 2.4) - 0.055
+
+
+def test_srgb_round_trip_and_known_value():
+    x = torch.linspace(0, 1, 101, dtype=torch.float64).view(1, 1, 101).expand(3, 1, 101)
+    torch.testing.assert_close(color.linear_to_srgb(color.srgb_to_linear(x)), x)
+    assert color.srgb_to_linear(_grey(0.5))[0, 0, 0, 0].item() == pytest.approx(0.214041, abs=1e-6)
+
+
+def test_exposure_one_stop_doubles_linear_light():
+    out = color.exposure(_grey(0.5), 1.0)[0, 0, 0, 0].item()
+    assert out == pytest.approx(_lin_to_srgb(2 * _srgb_to_lin(0.5)), abs=1e-9)
+    assert out == pytest.approx(0.686, abs=1e-3)
+
+
+def test_levels_value():
+    assert color.levels(_grey(0.5), 0.1, 0.0)[0, 0, 0, 0].item() == pytest.approx(0.4 / 0.9)
+    assert color.levels(_grey(0.5), 0.0, 0.2)[0, 0, 0, 0].item() == pytest.approx(0.625)
+
+
+def test_brightness_and_contrast_values():
+    assert color.brightness(_grey(0.5), 1.0)[0, 0, 0, 0].item() == pytest.approx(0.625)
+    assert color.brightness(_grey(0.0), 1.0).abs().max().item() == 0.0
+    expected = 0.5 - 0.5 * math.cos(math.pi * 0.25)
+    assert color.contrast(_grey(0.25), 1.0)[0, 0, 0, 0].item() == pytest.approx(expected, abs=1e-5)
+
+
+def test_shadows_highlights_values():
+    assert color.shadows(_grey(0.5), 1.0)[0, 0, 0, 0].item() == pytest.approx(0.5 * 1.125)
+    assert color.highlights(_grey(0.5), 1.0)[0, 0, 0, 0].item() == pytest.approx(0.5 * 1.125)
+    assert color.shadows(_grey(1.0), 1.0)[0, 0, 0, 0].item() == pytest.approx(1.0)  # white untouched
+    assert color.highlights(_grey(0.0), 1.0).abs().max().item() == 0.0  # black untouched
+
+
+def test_tone_curve_values_and_monotone():
+    # slopes 2,1,1,1 normalised by 5/4: x=0.125 -> 0.125*2/1.25 = 0.2; ends fixed
+    out = color.tone_curve(
+        torch.tensor([0.0, 0.125, 1.0], dtype=torch.float64).view(1, 1, 3).expand(3, 1, 3), [1.0, 0, 0, 0]
+    )
+    torch.testing.assert_close(out[0, 0], torch.tensor([0.0, 0.2, 1.0], dtype=torch.float64))
+    ramp = torch.linspace(0, 1, 257, dtype=torch.float64).view(1, 1, -1).expand(3, 1, -1)
+    curved = color.tone_curve(ramp, [-1.0, 1.0, -1.0, 1.0])
+    assert (curved[0, 0, 1:] - curved[0, 0, :-1] >= 0).all()
+
+
+def test_gamma_value():
+    assert color.gamma(_grey(0.25), 2.0)[0, 0, 0, 0].item() == pytest.approx(0.5)
+    assert color.gamma(_grey(0.0), 2.0).abs().max().item() < 1e-5
+
+
+def test_saturation_and_vibrance_values():
+    x = torch.tensor([0.8, 0.4, 0.2], dtype=torch.float64).view(1, 3, 1, 1)
+    lum = color.luminance(x)
+    torch.testing.assert_close(color.saturation(x, -1.0), lum.expand_as(x))
+    torch.testing.assert_close(color.saturation(x, 1.0), lum + 2 * (x - lum))
+    grey = _grey(0.4)
+    torch.testing.assert_close(color.vibrance(grey, 1.0), grey)  # no chroma, nothing to boost
+    red = torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64).view(1, 3, 1, 1)
+    torch.testing.assert_close(color.vibrance(red, 1.0), red)  # fully saturated is spared
+
+
+def test_white_balance_preserves_grey_luminance():
+    out = color.white_balance(_grey(0.5), 0.7, -0.4)
+    lin = color.srgb_to_linear(out)[0, :, 0, 0]
+    y = sum(w * c for w, c in zip(color.LUMA_WEIGHTS, lin.tolist(), strict=True))
+    assert y == pytest.approx(_srgb_to_lin(0.5), rel=1e-9)
+    assert lin[0] > lin[2]  # warmer: red above blue
+
+
+def test_dehaze_inverts_the_haze_model():
+    g = torch.Generator().manual_seed(1)
+    clean = torch.rand(1, 3, 64, 64, generator=g, dtype=torch.float64) * 0.6
+    dark = torch.randint(0, 3, (64, 64), generator=g)
+    clean.view(3, 64, 64)[dark, torch.arange(64)[:, None], torch.arange(64)] = (
+        0.02  # dark-channel prior holds
+    )
+    clean[..., :6, :] = 1.0  # a white sky
+    airlight = 0.9
+    hazy = clean * 0.6 + airlight * 0.4
+    restored = local.dehaze(hazy, 1.0)
+    assert (restored - clean).abs().mean() < (hazy - clean).abs().mean() * 0.6
+    added = local.dehaze(clean, -1.0)
+    assert added.mean() > clean.mean()  # adding haze moves towards the bright airlight
+
+
+def test_local_laplacian_detail_and_tone():
+    g = torch.Generator().manual_seed(2)
+    step = torch.zeros(1, 3, 64, 64, dtype=torch.float64)
+    step[..., :, 32:] = 0.6
+    texture = step + 0.2 + 0.03 * torch.randn(1, 1, 64, 64, generator=g, dtype=torch.float64)
+
+    def fine(x: torch.Tensor) -> float:
+        return (x - local.gaussian_blur(x, 1.0)).std().item()
+
+    assert fine(local.local_laplacian(texture, 0.8, 0.0)) > 1.2 * fine(texture)
+    assert fine(local.local_laplacian(texture, -0.8, 0.0)) < 0.9 * fine(texture)
+
+    def edge_jump(x: torch.Tensor) -> float:
+        return (x[..., 33:37].mean() - x[..., 27:31].mean()).item()
+
+    assert edge_jump(local.local_laplacian(texture, 0.0, -0.4)) < 0.9 * edge_jump(texture)
+    assert edge_jump(local.local_laplacian(texture, 0.0, 0.4)) > 1.1 * edge_jump(texture)
+
+
+def test_sharpen_boosts_fine_detail_only():
+    flat = _grey(0.5, 32, 32)
+    torch.testing.assert_close(local.sharpen(flat, 1.0), flat)
+    g = torch.Generator().manual_seed(3)
+    x = 0.5 + 0.05 * torch.randn(1, 3, 32, 32, generator=g, dtype=torch.float64)
+    assert local.sharpen(x, 1.0).std() > x.std()
+
+
+def test_box_filter_matches_naive_mean():
+    g = torch.Generator().manual_seed(4)
+    x = torch.rand(1, 1, 9, 11, generator=g, dtype=torch.float64)
+    r = 2
+    out = local.box_filter(x, r)
+    for i, j in [(0, 0), (4, 5), (8, 10), (3, 0)]:
+        window = x[0, 0, max(0, i - r) : i + r + 1, max(0, j - r) : j + r + 1]
+        assert out[0, 0, i, j].item() == pytest.approx(window.mean().item())
+
+
+def test_local_sizes_scale_with_the_image():
+    assert local.scaled_radius(400, 600, 0.05) == 20
+    assert local.scaled_radius(1600, 2400, 0.05) == 80
+    assert local.pyramid_depth(1600, 2400) == local.pyramid_depth(400, 600) + 2
+
+
+# ---- the chain ---------------------------------------------------------------------------------
+
+
+def test_every_parameter_has_exactly_one_step_and_a_valid_range():
+    names = [n for step_names, _ in STEPS for n in step_names]
+    assert sorted(names) == sorted(NEUTRAL)
+    for p in PARAMS:
+        assert p.minimum <= p.neutral <= p.maximum and p.minimum < p.maximum
+        assert p.help and p.label
+
+
+def test_chain_neutral_is_exact_identity_and_unknown_names_raise():
+    x = _image(2).float()
+    assert torch.equal(apply_filters(x, dict(NEUTRAL)), x)
+    with pytest.raises(KeyError, match="unknown filter parameters"):
+        apply_filters(x, {"exposur": 0.1})
+
+
+def test_chain_stages_compose():
+    x = _image(1, 24, 24).float()
+    p = {"dehaze": 0.3, "exposure": 0.5, "saturation": 0.2, "detail": 0.4}
+    step = apply_filters(x, p, stages=("pre",), clamp=False)
+    step = apply_filters(step, p, stages=("global",), clamp=False)
+    step = apply_filters(step, p, stages=("post",))
+    torch.testing.assert_close(step, apply_filters(x, p), atol=1e-5, rtol=0)
+
+
+def test_validate_params_messages():
+    with pytest.raises(KeyError, match="Did you mean exposure"):
+        validate_params({"exposre": 0.1})
+    with pytest.raises(ValueError, match="outside its range"):
+        validate_params({"exposure": 9.0})
+    with pytest.raises(ValueError, match="finite"):
+        validate_params({"exposure": float("nan")})
+    assert validate_params({"exposure": 9.0}, clamp=True)["exposure"] == PARAMS_BY_NAME["exposure"].maximum
