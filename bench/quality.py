@@ -12,7 +12,7 @@ filters is used), so the benchmark does not favour our filter set by constructio
 
 Usage::
 
-    .venv/bin/python bench/quality.py            # full run (16 photos, ~1 MP, 4 degradations each)
+    .venv/bin/python bench/quality.py            # full run (16 photos, ~1 MP, 2 degradations + none each)
     .venv/bin/python bench/quality.py --quick    # smoke run
     .venv/bin/python bench/quality.py --photos ~/Pictures --limit 10 --contenders identity,ours
 
@@ -990,7 +990,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--megapixels", type=float, default=1.0, help="downscale photos to about this size (default 1.0)"
     )
     ap.add_argument(
-        "--per-photo", type=int, default=4, help="degraded variants per photo, besides 'none' (default 4)"
+        "--per-photo", type=int, default=2, help="degraded variants per photo, besides 'none' (default 2)"
     )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--contenders", help="comma-separated subset (default: all available)")

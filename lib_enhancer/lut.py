@@ -27,8 +27,10 @@ def identity_lattice(size: int) -> np.ndarray:
 
 
 def build_lut(global_params: Mapping[str, float], size: int = DEFAULT_LUT_SIZE) -> np.ndarray:
-    """Evaluate the global filter chain on the identity lattice, clamped to [0, 1].
+    """Evaluate the global filter chain on the identity lattice.
 
+    The values are *not* clamped: interpolating the smooth unclamped chain and clamping afterwards
+    (both appliers below do) avoids the interpolation error of a clamp kink inside a lattice cell.
     Returns a float32 ``(size, size, size, 3)`` table indexed ``[b, g, r]``.
     """
     if not 2 <= size <= 65:
@@ -36,7 +38,7 @@ def build_lut(global_params: Mapping[str, float], size: int = DEFAULT_LUT_SIZE) 
     lattice = identity_lattice(size).reshape(-1, 3)
     image = torch.from_numpy(lattice.T.copy()).reshape(3, -1, 1)  # float64, one column of colours
     with torch.no_grad():
-        out = apply_filters(image, dict(global_params), stages=("global",), clamp=True)
+        out = apply_filters(image, dict(global_params), stages=("global",), clamp=False)
     return out.reshape(3, -1).T.reshape(size, size, size, 3).to(torch.float32).numpy()
 
 
@@ -53,9 +55,17 @@ def probe_colours(count: int = 4096, seed: int = 0) -> np.ndarray:
     return np.concatenate(rows)
 
 
-def lut_max_error(table: np.ndarray, global_params: Mapping[str, float]) -> float:
-    """Largest difference between the LUT and the exact chain on :func:`probe_colours` (0..1 units)."""
+def lut_max_error(
+    table: np.ndarray, global_params: Mapping[str, float], extra_colours: np.ndarray | None = None
+) -> float:
+    """Largest difference between the LUT and the exact chain (0..1 units).
+
+    Measured on :func:`probe_colours` plus ``extra_colours`` (``(N, 3)`` uint8, e.g. a sample of the
+    image's own pixels).
+    """
     colours = probe_colours()
+    if extra_colours is not None and len(extra_colours):
+        colours = np.concatenate([colours, extra_colours.reshape(-1, 3).astype(np.uint8)])
     via_lut = apply_lut_pil(colours.reshape(1, -1, 3), table).reshape(-1, 3).astype(np.float64)
     exact = torch.from_numpy(colours.T.astype(np.float64) / 255.0).reshape(3, -1, 1)
     with torch.no_grad():
@@ -64,7 +74,7 @@ def lut_max_error(table: np.ndarray, global_params: Mapping[str, float]) -> floa
 
 
 def apply_lut_pil(rgb8: np.ndarray, table: np.ndarray) -> np.ndarray:
-    """Apply a LUT to an 8-bit ``(H, W, 3)`` array with PIL's C trilinear ``Color3DLUT``."""
+    """Apply a LUT to an 8-bit ``(H, W, 3)`` array with PIL's C trilinear ``Color3DLUT`` (clamps the result)."""
     from PIL import Image, ImageFilter
 
     size = table.shape[0]
@@ -82,7 +92,7 @@ def apply_lut_torch(rgb: torch.Tensor, table: np.ndarray | torch.Tensor) -> torc
     # grid_sample 3-D wants (x, y, z) = (r, g, b) in [-1, 1]
     grid = (x.permute(0, 2, 3, 1).clamp(0.0, 1.0) * 2.0 - 1.0).reshape(1, 1, n * h, w, 3)
     out = F.grid_sample(volume, grid, mode="bilinear", padding_mode="border", align_corners=True)
-    return out.reshape(3, n, h, w).permute(1, 0, 2, 3).reshape(*lead, 3, h, w)
+    return out.reshape(3, n, h, w).permute(1, 0, 2, 3).reshape(*lead, 3, h, w).clamp(0.0, 1.0)
 
 
 def write_cube(path: str | os.PathLike[str], table: np.ndarray, title: str = "lib_enhancer recipe") -> Path:

@@ -72,6 +72,7 @@ class Step:
     best_score: float  # best score so far
     params: dict[str, float]  # best recipe so far
     elapsed: float
+    best_objective: float = float("nan")  # score/range minus the L2 pull: what the optimizer maximises
 
 
 @dataclass(frozen=True)
@@ -185,6 +186,7 @@ def optimize(
                 best_score=best["score"],
                 params=_params_from_z(best["z"], names, neutral, half, locked),
                 elapsed=time.perf_counter() - start,
+                best_objective=best["objective"],
             )
             history.append(entry)
             if callback is not None and callback(entry) is True:

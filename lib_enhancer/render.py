@@ -54,7 +54,10 @@ def check_array(rgb: np.ndarray) -> None:
 def array_to_tensor(rgb: np.ndarray, dtype: torch.dtype = torch.float32) -> Tensor:
     """``(H, W, 3)`` uint8/uint16 -> ``(1, 3, H, W)`` float in [0, 1]."""
     scale = _max_value(rgb.dtype)
-    return torch.from_numpy(np.ascontiguousarray(rgb)).to(dtype).div_(scale).permute(2, 0, 1).unsqueeze(0)
+    arr = np.ascontiguousarray(rgb)
+    if not arr.flags.writeable:  # torch.from_numpy wants a writable buffer; it is only read here
+        arr = arr.copy()
+    return torch.from_numpy(arr).to(dtype).div_(scale).permute(2, 0, 1).unsqueeze(0)
 
 
 def tensor_to_array(image: Tensor, dtype: np.dtype) -> np.ndarray:
@@ -132,6 +135,16 @@ def _affine_radius(height: int, width: int) -> int:
     return max(1, round(min(height, width) / 512))
 
 
+def _pixel_sample(rgb: np.ndarray, count: int = 16384, seed: int = 0) -> np.ndarray | None:
+    """A seeded sample of an 8-bit image's own colours, ``(count, 3)`` (None for 16-bit images)."""
+    if rgb.dtype != np.uint8:
+        return None
+    rng = np.random.default_rng(seed)
+    ys = rng.integers(0, rgb.shape[0], count)
+    xs = rng.integers(0, rgb.shape[1], count)
+    return rgb[ys, xs]
+
+
 class _Plan:
     """What one recipe needs at one image size: LUT, affine maps of the local stages."""
 
@@ -142,7 +155,9 @@ class _Plan:
         self.table = build_lut(self.glob, lut_size) if self.glob else None
         # A steep curve near black (strong gamma) can defeat trilinear interpolation on a uniform
         # lattice; then the global stage is computed exactly instead (slower, never wrong).
-        self.lut_exact = self.table is None or lut_max_error(self.table, self.glob) <= 1.0 / 255.0 + 1e-9
+        self.lut_exact = self.table is None or (
+            lut_max_error(self.table, self.glob, _pixel_sample(rgb)) <= 1.0 / 255.0 + 1e-9
+        )
         self.pre_maps: Tensor | None = None
         self.post_maps: Tensor | None = None
         if not (self.pre or self.post):

@@ -188,7 +188,9 @@ def test_tone_curve_values_and_monotone():
 
 def test_gamma_value():
     assert color.gamma(_grey(0.25), 2.0)[0, 0, 0, 0].item() == pytest.approx(0.5)
-    assert color.gamma(_grey(0.0), 2.0).abs().max().item() < 1e-5
+    assert color.gamma(_grey(0.0), 2.0).abs().max().item() == 0.0
+    toe = color.GAMMA_TOE
+    assert color.gamma(_grey(toe / 2), 2.0)[0, 0, 0, 0].item() == pytest.approx(0.5 * toe**0.5)  # linear toe
 
 
 def test_saturation_and_vibrance_values():

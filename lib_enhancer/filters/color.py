@@ -180,14 +180,20 @@ def tone_curve(image: Tensor, slopes: list[ParamLike] | tuple[ParamLike, ...]) -
     return out / total
 
 
+GAMMA_TOE = 1.0 / 64.0  # below this, gamma continues as a straight line (finite slope, LUT-exact)
+
+
 def gamma(image: Tensor, value: ParamLike) -> Tensor:
-    """Gamma correction ``x^(1/gamma)``; below 1e-6 it continues linearly so the gradient stays finite."""
+    """Gamma correction ``x^(1/gamma)`` with a linear toe below ``GAMMA_TOE``.
+
+    The toe (as in the sRGB curve) keeps the slope finite near black, so the gradient stays finite
+    and a 65-point LUT reproduces the curve to within 1/255. ``gamma = 1`` is the identity.
+    """
     check_image(image)
     inv = 1.0 / as_param(value, image)
-    eps = 1e-6
-    positive = image > eps
-    safe = torch.where(positive, image, torch.ones_like(image))
-    return torch.where(positive, safe**inv, image * eps ** (inv - 1.0))
+    above = image >= GAMMA_TOE
+    safe = torch.where(above, image, torch.ones_like(image))
+    return torch.where(above, safe**inv, image * GAMMA_TOE ** (inv - 1.0))
 
 
 def saturation(image: Tensor, amount: ParamLike) -> Tensor:

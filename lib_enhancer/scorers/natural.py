@@ -6,7 +6,7 @@ It measures what a photo editor checks first, from image statistics in CIELAB:
 * tonal range — the 1st and 99th lightness percentiles (are there blacks and whites?), and
   lightness spread;
 * clipping — the share of pixels burnt to white or crushed to black;
-* colour cast — the mean a*, b* of near-neutral pixels (grey-world on what should be grey);
+* colour cast — the mean a*, b* of the least chromatic pixels (grey-world on what should be grey);
 * colourfulness — mean chroma, and the share of garishly over-saturated pixels.
 
 Each statistic has a band that real photographs fall in (calibrated on the mate-backgrounds and
@@ -30,6 +30,7 @@ from lib_enhancer.scorers.registry import ScorerInfo, register_scorer
 Tensor = torch.Tensor
 
 ANALYSIS_SIDE = 160
+CAST_PIXEL_SHARE = 0.2  # the least chromatic share of pixels that estimates a colour cast
 
 # sRGB (D65) linear RGB -> XYZ, and the D65 white.
 _RGB_TO_XYZ = (
@@ -74,7 +75,7 @@ BANDS: dict[str, Band] = {
     "lightness_spread": Band(0.11, 0.34, 0.05),
     "clipped_whites": Band(0.0, 0.20, 0.05),
     "crushed_blacks": Band(0.0, 0.06, 0.03),
-    "neutral_cast": Band(0.0, 18.0, 10.0),
+    "neutral_cast": Band(0.0, 12.0, 8.0),
     "mean_chroma": Band(10.0, 72.0, 10.0),
     "garish_share": Band(0.0, 0.35, 0.10),
 }
@@ -118,7 +119,10 @@ def natural_stats(images: Tensor) -> dict[str, Tensor]:
     b = lab[:, 2].flatten(1)
     chroma = torch.sqrt(a * a + b * b + 1e-6)
     quant = torch.quantile(lightness, torch.tensor([0.01, 0.99], device=x.device, dtype=x.dtype), dim=1)
-    neutral_w = torch.exp(-chroma / 8.0)
+    # Grey-world on the least chromatic pixels (those below the 20th chroma percentile): under a
+    # global cast, what was grey is still the least chromatic part of the image, just shifted.
+    threshold = torch.quantile(chroma.detach(), CAST_PIXEL_SHARE, dim=1, keepdim=True)
+    neutral_w = torch.sigmoid((threshold - chroma) / 2.0)
     denom = neutral_w.sum(1) + 1e-6
     cast_a = (neutral_w * a).sum(1) / denom
     cast_b = (neutral_w * b).sum(1) / denom
@@ -203,7 +207,7 @@ class NaturalScorer(torch.nn.Module):
         judges_detail=False,
     )
 )
-def create_natural(device=None, dtype=None, cache_dir=None, **options) -> NaturalScorer:
-    if options:
-        raise TypeError(f"natural scorer takes no options, got {', '.join(options)}")
+def create_natural(device=None, dtype=None, cache_dir=None, offline=None, search_dirs=None) -> NaturalScorer:
+    """The natural scorer needs no weights: ``cache_dir``/``offline``/``search_dirs`` (options shared by
+    ensemble members) are accepted and ignored."""
     return NaturalScorer().to(device=device or "cpu")

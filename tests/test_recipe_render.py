@@ -1,0 +1,235 @@
+"""Recipes (JSON, validation, strength), LUT folding, .cube export, full-resolution rendering."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from conftest import real_photos, synthetic_photo
+from lib_enhancer import lut, render
+from lib_enhancer.filters.pipeline import apply_filters
+from lib_enhancer.params import NEUTRAL
+from lib_enhancer.recipe import RECIPE_VERSION, Recipe
+
+TYPICAL = {
+    "temperature": 0.2,
+    "tint": -0.1,
+    "exposure": 0.4,
+    "blacks": 0.03,
+    "brightness": 0.2,
+    "contrast": 0.3,
+    "shadows": 0.25,
+    "highlights": -0.3,
+    "curve_2": 0.2,
+    "gamma": 1.15,
+    "saturation": 0.2,
+    "vibrance": 0.3,
+}
+LOCAL = {"dehaze": 0.4, "detail": 0.5, "local_tone": -0.2, "sharpen": 0.3}
+
+
+# ---- recipes -----------------------------------------------------------------------------------
+
+
+def test_recipe_json_round_trip_keeps_order_and_info():
+    r = Recipe({**TYPICAL, **LOCAL}, {"scorer": "natural", "score_before": 3.2})
+    again = Recipe.from_json(r.to_json())
+    assert again == r
+    assert list(again.params) == [n for n in NEUTRAL if n in again.params]  # table order
+    data = json.loads(r.to_json())
+    assert data["format"] == "lib_enhancer.recipe" and data["version"] == RECIPE_VERSION
+
+
+def test_recipe_drops_neutral_values_and_accepts_bare_mappings():
+    r = Recipe({"exposure": 0.0, "gamma": 1.0, "contrast": 0.5})
+    assert r.params == {"contrast": 0.5}
+    assert Recipe.from_dict({"contrast": 0.5}) == r
+    assert Recipe.identity().is_identity
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('{"params": {"exposur": 1}}', "Did you mean exposure"),
+        ('{"params": {"exposure": 99}}', "outside its range"),
+        ('{"params": {}, "version": 99}', "newer"),
+        ('{"params": {}, "format": "other"}', "not a lib_enhancer recipe"),
+        ('{"params": {}, "extra": 1}', "unknown recipe fields"),
+        ("[1, 2]", "must be an object"),
+        ("{nope", "not valid JSON"),
+    ],
+)
+def test_recipe_rejects_bad_json(text, message):
+    with pytest.raises((ValueError, KeyError), match=message):
+        Recipe.from_json(text)
+
+
+def test_strength_blends_towards_neutral():
+    r = Recipe({"exposure": 1.0, "gamma": 2.0})
+    half = r.with_strength(0.5)
+    assert half.params == {"exposure": 0.5, "gamma": 1.5}
+    assert r.with_strength(0.0).is_identity
+    with pytest.raises(ValueError):
+        r.with_strength(1.5)
+
+
+def test_stage_params():
+    r = Recipe({**TYPICAL, **LOCAL})
+    assert set(r.stage_params("pre")) == {"dehaze"}
+    assert set(r.stage_params("post")) == {"detail", "local_tone", "sharpen"}
+    assert set(r.stage_params("global")) == set(TYPICAL)
+
+
+# ---- LUT ---------------------------------------------------------------------------------------
+
+
+def test_identity_lut_is_exact():
+    table = lut.build_lut({}, 17)
+    torch.testing.assert_close(torch.from_numpy(table), torch.from_numpy(lut.identity_lattice(17)).float())
+    img = synthetic_photo()
+    assert np.array_equal(lut.apply_lut_pil(img, lut.build_lut({}, 65)), img)
+
+
+SMOOTH = {"temperature": -0.2, "exposure": 0.3, "contrast": 0.25, "highlights": -0.2, "saturation": 0.2, "vibrance": 0.2}
+
+
+def test_lut_apply_equals_direct_apply_on_real_photos():
+    """The LUT (what full-resolution images use) matches the exact filters within 1/255."""
+    for name, img in real_photos(limit=4, long_side=384):
+        table = lut.build_lut(SMOOTH)
+        via_lut = lut.apply_lut_pil(img, table).astype(int)
+        direct = render.tensor_to_array(apply_filters(render.array_to_tensor(img), SMOOTH), np.uint8).astype(int)
+        assert np.abs(via_lut - direct).max() <= 1, name
+
+
+def test_full_resolution_render_equals_direct_apply_on_real_photos():
+    """Whatever the recipe, the full-resolution path stays within 1/255 of the exact filters: where
+    trilinear interpolation can't follow the curve (kinks near black), it computes exactly."""
+    for name, img in real_photos(limit=3, long_side=1400):
+        for params in (SMOOTH, TYPICAL):
+            direct = render.tensor_to_array(apply_filters(render.array_to_tensor(img), params), np.uint8)
+            out = render.render(img, Recipe(params), work_side=600)
+            assert np.abs(out.astype(int) - direct.astype(int)).max() <= 1, (name, params)
+
+
+def test_torch_lut_matches_pil_lut():
+    img = synthetic_photo(40, 50)
+    table = lut.build_lut(TYPICAL, 33)
+    a = lut.apply_lut_pil(img, table).astype(int)
+    b = render.tensor_to_array(lut.apply_lut_torch(render.array_to_tensor(img), table), np.uint8).astype(int)
+    assert np.abs(a - b).max() <= 1
+
+
+def test_steep_curve_falls_back_to_exact_filters():
+    steep = {"gamma": 2.5}
+    assert lut.lut_max_error(lut.build_lut(steep), steep) > 1 / 255  # trilinear can't follow x^0.4 near 0
+    img = synthetic_photo(300, 2100)  # wider than the working size: the strip path is used
+    rec = Recipe(steep)
+    direct = render.tensor_to_array(apply_filters(render.array_to_tensor(img), steep), np.uint8).astype(int)
+    assert np.abs(render.render(img, rec).astype(int) - direct).max() <= 1
+
+
+def test_cube_round_trip(tmp_path):
+    table = np.clip(lut.build_lut(TYPICAL, 9), 0.0, 1.0)  # .cube values are in the 0..1 domain
+    path = lut.write_cube(tmp_path / "look.cube", table)
+    text = path.read_text()
+    assert "LUT_3D_SIZE 9" in text
+    first = text.splitlines()[4].split()
+    assert [float(v) for v in first] == pytest.approx(table[0, 0, 0].tolist(), abs=1e-6)
+    np.testing.assert_allclose(lut.read_cube(path), table, atol=1e-6)
+    # red varies fastest: the second entry is (r=1/8, g=0, b=0)
+    np.testing.assert_allclose(lut.read_cube(path)[0, 0, 1], table[0, 0, 1], atol=1e-6)
+
+
+def test_read_cube_rejects_garbage(tmp_path):
+    bad = tmp_path / "bad.cube"
+    bad.write_text("LUT_3D_SIZE 3\n0 0 0\n")
+    with pytest.raises(ValueError, match="malformed"):
+        lut.read_cube(bad)
+
+
+# ---- rendering ---------------------------------------------------------------------------------
+
+
+def test_identity_recipe_returns_a_copy():
+    img = synthetic_photo()
+    out = render.render(img, Recipe.identity())
+    assert np.array_equal(out, img) and out is not img
+
+
+def test_small_images_are_rendered_exactly():
+    img = synthetic_photo(60, 80)
+    rec = Recipe({**TYPICAL, **LOCAL})
+    expected = render.tensor_to_array(apply_filters(render.array_to_tensor(img), rec.params), np.uint8)
+    assert np.array_equal(render.render(img, rec), expected)
+
+
+def test_strip_upsampling_equals_whole_image_interpolation():
+    g = torch.Generator().manual_seed(0)
+    maps = torch.rand(1, 6, 7, 9, generator=g)
+    full = F.interpolate(maps, size=(50, 61), mode="bilinear", align_corners=False)
+    parts = [render._upsample_rows(maps, y0, min(50, y0 + 13), 50, 61) for y0 in range(0, 50, 13)]
+    torch.testing.assert_close(torch.cat(parts, dim=2), full, atol=1e-6, rtol=0)
+
+
+def test_global_only_large_render_matches_direct_within_one_level():
+    img = synthetic_photo(240, 1400)
+    rec = Recipe(TYPICAL)
+    direct = render.tensor_to_array(apply_filters(render.array_to_tensor(img), rec.params), np.uint8).astype(int)
+    out = render.render(img, rec, work_side=512).astype(int)
+    assert np.abs(out - direct).max() <= 1
+
+
+@pytest.mark.parametrize("params", [LOCAL, {**TYPICAL, **LOCAL}, {"dehaze": 0.6}, {"detail": 0.7, "local_tone": -0.3}])
+def test_resolution_independence(params):
+    """A recipe applied at 4x the size and downscaled looks like the recipe applied at preview size."""
+    for name, photo in real_photos(limit=5, long_side=1600)[-2:]:
+        if max(photo.shape[:2]) < 1600:  # only small photos here: upscale one 4x (smooth, but real content)
+            photo = np.asarray(Image.fromarray(photo).resize((photo.shape[1] * 4, photo.shape[0] * 4), Image.BICUBIC))
+            photo = render.tensor_to_array(render.downscale(photo, 1600), np.uint8)
+        small = render.tensor_to_array(render.downscale(photo, 400), np.uint8)
+        rec = Recipe(params)
+        at_preview = render.render(small, rec).astype(float)
+        big = render.render(photo, rec, work_side=800)
+        down = render.tensor_to_array(render.downscale(big, 400), np.uint8).astype(float)
+        effect = np.abs(at_preview - small.astype(float)).mean()
+        error = np.abs(down - at_preview)
+        assert error.mean() < max(0.25 * effect, 1.0), (name, error.mean(), effect)
+        assert np.percentile(error, 99) <= 12, name
+
+
+def test_sixteen_bit_render_keeps_precision():
+    img8 = synthetic_photo(64, 1200)
+    img16 = img8.astype(np.uint16) * 257 + 100
+    rec = Recipe({"exposure": 0.3, "contrast": 0.2, "detail": 0.3})
+    out = render.render(img16, rec, work_side=400)
+    assert out.dtype == np.uint16 and out.shape == img16.shape
+    assert len(np.unique(out[..., 1])) > 256  # not quantised to 8 bits
+    out8 = render.render(img8, rec, work_side=400).astype(float)
+    assert np.abs(out.astype(float) / 257.0 - out8).mean() < 1.5
+
+
+def test_render_rejects_bad_arrays():
+    with pytest.raises(ValueError):
+        render.render(np.zeros((4, 4), np.uint8), Recipe({"exposure": 1.0}))
+    with pytest.raises(TypeError):
+        render.render(np.zeros((4, 4, 3), np.float32), Recipe({"exposure": 1.0}))
+
+
+def test_render_never_touches_its_input():
+    img = synthetic_photo(64, 1200)
+    before = img.copy()
+    render.render(img, Recipe({**TYPICAL, **LOCAL}), work_side=400)
+    assert np.array_equal(img, before)
+
+
+def test_downscale_keeps_aspect_and_mean():
+    img = synthetic_photo(300, 900)
+    small = render.downscale(img, 120)
+    assert tuple(small.shape[-2:]) == (40, 120)
+    assert abs(small.mean().item() - img.mean() / 255.0) < 0.01
