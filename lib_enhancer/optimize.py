@@ -44,7 +44,7 @@ class OptimizeConfig:
     time_budget: float | None = None  # seconds; None = no limit
     restarts: int = 4  # candidates optimised together, one batched scorer call per step
     lr: float = 0.06  # Adam step in normalised units (1 = half the parameter's range)
-    l2: float = 0.02  # pull towards neutral: fraction of the score range per normalised unit squared
+    l2: float = 0.3  # pull towards neutral: fraction of the score range per normalised unit squared
     init_spread: float = 0.15  # std of the seeded restarts around the start point (normalised)
     patience: int = 10  # stop after this many steps without a better objective
     min_gain: float = 1e-3  # gains below this (fraction of the score range) count as "nothing to fix"

@@ -56,7 +56,6 @@ from lib_enhancer.filters.creative import (
     CREATIVE_NAMES,
     apply_creative,
 )
-from lib_enhancer.filters.color import LUMA_WEIGHTS, linear_to_srgb, srgb_to_linear, white_balance_gains
 from lib_enhancer.filters.pipeline import HAZE_KEY, apply_filters, haze_of
 from lib_enhancer.optimize import OptimizeConfig, OptimizeResult, Step, blend, default_active, optimize
 from lib_enhancer.params import PARAM_NAMES, PARAMS_BY_NAME, Param
@@ -68,8 +67,6 @@ MODES: tuple[str, ...] = ("best-first", "beam", "gradient", "hybrid", "hybrid-re
 #: Gradient line search: step lengths tried, as multiples of the trust radius (best first), and
 #: the radius's bounds, in half-range units.
 LADDER: tuple[float, ...] = (1.0, 2.0, 0.5, 4.0)
-AUTO_SIDE = 128  # analysis size of the auto proposals
-AUTO_LIGHTNESS = 0.5  # auto exposure's target mean L* / 100
 TRUST_MIN, TRUST_MAX = 1.0 / 64.0, 2.0
 SCALE_FLOOR = 0.05  # parameters with a gradient RMS below 5 % of the largest move proportionally less
 MOMENT_DECAY = 0.9  # of the running second moment of the gradients (Adam's beta2, short memory)
@@ -104,12 +101,12 @@ class SearchConfig:
         scales: move sizes as fractions of each parameter's range, coarse to fine.
         guided: rank moves by the scorer's gradient; ``None`` = when the scorer is differentiable.
         explore: share of each batch given to seeded random moves.
-        auto: try analytic first guesses at the start node (auto exposure, half-strength grey-world
-            white balance, auto levels, and all three), like NUlIE's autocontrast.
         min_gain: gains below this fraction of the score range keep the original.
         gradient_share: share of the budget given to the gradient phase of the hybrids.
-        gradient_restarts: candidates optimised together in the gradient phase.
-        gradient_lr: Adam step of the gradient phase (normalised units).
+        gradient_restarts: candidates optimised together in the gradient phase; ``None`` = one per
+            50 evaluations of the phase's budget (1 to 4).
+        gradient_lr: Adam step of a gradient phase from the start (normalised units); a refinement
+            after a search uses half of it.
         max_batch: most images per forward pass (larger batches are chunked).
         nulie_random_iters: NUlIE iterations whose parent is a uniformly random node (CLI: 500).
         nulie_n_try: NUlIE's grid size of an "optimal" step; ``None`` = 10 (soft) / 20 (hard).
@@ -131,11 +128,10 @@ class SearchConfig:
     scales: tuple[float, ...] = (1.0 / 8.0, 1.0 / 32.0)
     guided: bool | None = None
     explore: float = 0.125
-    auto: bool = True
     min_gain: float = 1e-3
     gradient_share: float = 0.5
-    gradient_restarts: int = 2
-    gradient_lr: float = 0.06
+    gradient_restarts: int | None = None
+    gradient_lr: float = 0.1
     max_batch: int = 32
     nulie_random_iters: int = 500
     nulie_n_try: int | None = None
@@ -154,11 +150,12 @@ class SearchConfig:
             ("beam_width", self.beam_width),
             ("batch", self.batch),
             ("patience", self.patience),
-            ("gradient_restarts", self.gradient_restarts),
             ("max_batch", self.max_batch),
         ):
             if value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
+        if self.gradient_restarts is not None and self.gradient_restarts < 1:
+            raise ValueError(f"gradient_restarts must be >= 1 or None, got {self.gradient_restarts}")
         if self.restarts < 0 or self.nulie_random_iters < 0:
             raise ValueError("restarts and nulie_random_iters must be >= 0")
         if not self.scales or not all(0.0 < s <= 1.0 for s in self.scales):
@@ -558,6 +555,7 @@ class _Node:
     via: _Move | None = None
     parent_objective: float | None = None
     pending: list[_Move] | None = None  # untried moves, best first (built on first expansion)
+    extra: list[_Move] = field(default_factory=list)  # moves to try first (sibling combinations)
 
 
 @dataclass
@@ -798,62 +796,6 @@ def _take(
     return picked
 
 
-def _lightness(y: Tensor) -> Tensor:
-    """CIE L* / 100 of linear luminance ``y``."""
-    f = torch.where(y > 0.008856, y.clamp_min(0.008856) ** (1.0 / 3.0), 7.787 * y + 16.0 / 116.0)
-    return 1.16 * f - 0.16
-
-
-def auto_proposals(image: Tensor) -> dict[str, dict[str, float]]:
-    """Analytic first guesses for ``image`` ``(1, 3, h, w)``, from image statistics only (no scorer).
-
-    Returns named core recipes, *relative to the image*: ``auto exposure`` (mean lightness L* 50),
-    ``auto white balance`` (half-strength grey world over unclipped pixels), ``auto levels``
-    (0.5 % / 99.5 % luminance percentiles to black and white, at most the parameters' range) and
-    ``auto`` (all three, levels measured after exposure and white balance).
-    """
-    x = image.detach().clamp(0.0, 1.0).to(torch.float32)
-    side = max(x.shape[-2:])
-    if side > AUTO_SIDE:
-        x = F.interpolate(x, scale_factor=AUTO_SIDE / side, mode="area")
-    lin = srgb_to_linear(x)
-    weights = torch.tensor(LUMA_WEIGHTS).view(1, 3, 1, 1)
-
-    def mean_lightness(ev: float) -> float:
-        y = ((lin * 2.0**ev) * weights).sum(1).clamp(0.0, 1.0)
-        return float(_lightness(y).mean())
-
-    lo, hi = PARAMS_BY_NAME["exposure"].minimum, PARAMS_BY_NAME["exposure"].maximum
-    for _ in range(30):
-        mid = 0.5 * (lo + hi)
-        lo, hi = (mid, hi) if mean_lightness(mid) < AUTO_LIGHTNESS else (lo, mid)
-    ev = 0.5 * (lo + hi)
-
-    y = (lin * weights).sum(1, keepdim=True)
-    usable = ((y > 0.02) & (y < 0.9)).to(lin.dtype)
-    means = (lin * usable).sum((0, 2, 3)) / usable.sum().clamp_min(1.0)
-    temperature = tint = 0.0
-    if bool((means > 1e-4).all()):
-        r, g, b = (float(v) for v in means)
-        a_, b_ = math.log2(g / r), math.log2(g / b)
-        tint = 0.5 * max(-1.0, min(1.0, (a_ + b_) / 0.9))
-        temperature = 0.5 * max(-1.0, min(1.0, (a_ - b_) / 0.6))
-
-    def levels(rgb_lin: Tensor) -> dict[str, float]:
-        luma = (linear_to_srgb(rgb_lin.clamp(0.0, 1.0)) * weights).sum(1).flatten()
-        lo_q, hi_q = torch.quantile(luma, torch.tensor([0.005, 0.995])).tolist()
-        limit = PARAMS_BY_NAME["blacks"].maximum
-        return {"blacks": min(max(lo_q, 0.0), limit), "whites": min(max(1.0 - hi_q, 0.0), limit)}
-
-    gains = white_balance_gains(temperature, tint, lin).view(1, 3, 1, 1) * 2.0**ev
-    return {
-        "auto exposure": {"exposure": ev},
-        "auto white balance": {"temperature": temperature, "tint": tint},
-        "auto levels": levels(lin),
-        "auto": {"exposure": ev, "temperature": temperature, "tint": tint, **levels(lin * gains)},
-    }
-
-
 # ---- the driver ----------------------------------------------------------------------------------
 
 
@@ -888,7 +830,6 @@ class _Run:
         self.best: _Best | None = None
         self.cancelled = False
         self.stats: dict[tuple[int, int], float] = {}
-        self.fixed_all = dict(locked)
         self.trust = cfg.scales[0]  # gradient line-search radius, half-range units
         self.second_moment = [0.0] * len(space.axes)  # EMA of squared gradients (half-range units)
         self.moment_weight = 0.0
@@ -977,7 +918,7 @@ class _Run:
 
     # -- phases
     def root(self, values: Mapping[str, float], guided: bool) -> _Node | None:
-        """The start node (scored unless memoised), with the auto proposals first in its moves."""
+        """The start node (scored unless memoised with what the search needs)."""
         point = self.space.snap(values)
         node = self.ev.memo.get(point)
         if node is None or (guided and node.grad is None):
@@ -986,37 +927,33 @@ class _Run:
             node = self.ev.add(point, guided, None)
             self.observe([node])
             self.offer_node(node)
-        if self.cfg.auto and node.pending is None:
-            node.pending = self.proposals(node) + self.moves_of(node)
         return node
 
     def moves_of(self, node: _Node) -> list[_Move]:
         alphas = [self.trust * f for f in LADDER]
-        return _order_moves(node, self.space, self.stats, self.rng, alphas, self.grad_scale())
+        return node.extra + _order_moves(node, self.space, self.stats, self.rng, alphas, self.grad_scale())
 
-    def proposals(self, node: _Node) -> list[_Move]:
-        """:func:`auto_proposals` of the node's image, as moves on the grid."""
-        index = {n: i for i, n in enumerate(self.space.names)}
-        with torch.no_grad():
-            image = _render_rows(
-                self.preview,
-                [self.space.values(node.point)],
-                self.space.names,
-                self.fixed_all,
-                self.ev.haze,
-                (),
-            )[0]
-        moves = []
-        for label, recipe in auto_proposals(image).items():
-            deltas = []
-            for name, delta in recipe.items():
-                if name in index:
-                    k = round(delta / self.space.axes[index[name]].step)
-                    if k:
-                        deltas.append((index[name], k))
+    def combine(self, picked: Sequence[tuple[_Node, _Node]]) -> None:
+        """Pattern-search acceleration: when several moves from one parent improved it, the best of
+        those children first tries the others' moves as well (one combined move)."""
+        by_parent: dict[int, list[_Node]] = {}
+        for parent, child in picked:
+            if child.via is not None and child.objective > parent.objective:
+                by_parent.setdefault(id(parent), []).append(child)
+        for winners in by_parent.values():
+            if len(winners) < 2:
+                continue
+            winners.sort(key=lambda c: -c.objective)
+            best = winners[0]
+            total: dict[int, int] = {}
+            for child in winners[1:]:
+                assert child.via is not None
+                for i, d in child.via.deltas:
+                    total[i] = total.get(i, 0) + d
+            deltas = tuple((i, d) for i, d in sorted(total.items()) if d)
             if deltas:
-                moves.append(_Move(label, tuple(deltas)))
-        return moves
+                label = "combine " + " + ".join(c.via.label for c in winners[1:] if c.via is not None)
+                best.extra.append(_Move(label, deltas))
 
     def kick(self, guided: bool) -> _Node | None:
         """A seeded random restart: the best node pushed by a few random coarse moves."""
@@ -1059,6 +996,7 @@ class _Run:
         for child in children:
             self.learn(child)
         self.adapt(children)
+        self.combine([(n, c) for (_, _, n), c in zip(picked, children, strict=True)])
         for child in sorted(children, key=lambda c: -c.objective)[:1]:
             self.offer_node(child)
         return children
@@ -1122,9 +1060,10 @@ class _Run:
                     break
                 beam, stale = [kicked], 0
 
-    def gradient(self, start: Mapping[str, float], budget: int) -> None:
-        """Refine the continuous core parameters with :func:`optimize` within ``budget`` images."""
-        restarts = min(self.cfg.gradient_restarts, max(1, budget - 3))
+    def gradient(self, start: Mapping[str, float], budget: int, lr: float) -> None:
+        """Optimise the continuous core parameters with :func:`optimize` within ``budget`` images."""
+        wanted = self.cfg.gradient_restarts or max(1, min(4, budget // 50))
+        restarts = min(wanted, max(1, budget - 3))
         steps = (budget - 3) // restarts
         core_names = tuple(n for n in self.space.names if n in PARAMS_BY_NAME and n not in CREATIVE_BY_NAME)
         if steps < 1 or not core_names or self.done():
@@ -1155,7 +1094,7 @@ class _Run:
             steps=steps,
             time_budget=remaining_time,
             restarts=restarts,
-            lr=self.cfg.gradient_lr,
+            lr=lr,
             l2=0.0,
             init_spread=0.15,
             patience=max(self.cfg.patience * 2, 6),
@@ -1287,16 +1226,17 @@ def search(
     elif cfg.mode == "beam":
         run.beam(start_values, guided)
     elif cfg.mode == "gradient":
-        run.gradient(start_values, run.ev.remaining())
+        run.gradient(start_values, run.ev.remaining(), cfg.gradient_lr)
     elif cfg.mode == "hybrid":
         search_budget = run.ev.remaining() - round(cfg.gradient_share * cfg.max_evals)
         run.ev.budget = run.ev.evals + max(1, search_budget)
         run.best_first(start_values, guided)
         run.ev.budget = budget
         if run.best is not None and not run.cancelled and not run.ev.expired():
-            run.gradient({**run.best.core, **run.best.creative}, run.ev.remaining())
+            run.gradient({**run.best.core, **run.best.creative}, run.ev.remaining(), 0.5 * cfg.gradient_lr)
     else:  # hybrid-reverse
-        run.gradient(start_values, min(run.ev.remaining(), round(cfg.gradient_share * cfg.max_evals)))
+        share = min(run.ev.remaining(), round(cfg.gradient_share * cfg.max_evals))
+        run.gradient(start_values, share, cfg.gradient_lr)
         if run.best is not None and not run.cancelled and not run.ev.expired():
             run.best_first({**run.best.core, **run.best.creative}, guided)
 

@@ -161,3 +161,32 @@ def test_target_verdict_logic(q):
     summaries[2] = S("ours", "ours", psnr=21.0, de00=5.0, de00_none=1.5, **base)
     ok, lines = q.target_verdict(summaries)
     assert ok is False and "DOES NOT HOLD" in lines[0]
+
+
+def test_csv_roundtrip_and_report_from_csv(q, img, tmp_path):
+    photos = [q.Photo("synthetic", img)]
+    cases = q.make_cases(1, 2, seed=5)
+    contenders = [q.build_contenders()[n] for n in ("identity", "grayworld")]
+    rows, _, _ = q.run_benchmark(photos, cases, contenders, score=False, progress=False)
+    rows[0].score_original, rows[0].score_input = 3.0, 4.0
+    q.write_csv(rows, tmp_path / "quality.csv")
+    back = q.read_csv(tmp_path / "quality.csv")
+    assert [r.contender for r in back] == [r.contender for r in rows]
+    assert back[0].psnr == math.inf and back[0].score_input == 4.0
+    assert back[1].psnr == pytest.approx(rows[1].psnr, rel=1e-5)
+    md = q.render_markdown(back, contenders, {"settings": "test"})
+    assert "| identity |" in md and "## Target" in md
+    assert q.report_from_csv(tmp_path / "quality.csv", tmp_path, "") == 0
+    assert (tmp_path / "quality.md").read_text() == md.replace(
+        "test", f"re-rendered from {tmp_path / 'quality.csv'}"
+    )
+
+
+def test_scorer_sanity_counts_cases_where_degraded_scores_higher(q):
+    def row(case, s_orig, s_in, contender="identity"):
+        return q.Row("p", case, "gamma", "", contender, 20.0, 0.9, 5.0, 0.0, s_orig, s_in, s_in)
+
+    rows = [row(1, 5.0, 6.0), row(1, 5.0, 6.0, "ours"), row(2, 5.0, 4.0), row(3, 5.0, 5.0)]
+    lines = q.scorer_sanity(rows)
+    assert "2 of 3 cases (67 %)" in lines[1]
+    assert q.scorer_sanity([row(1, None, None)]) == []

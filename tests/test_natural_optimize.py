@@ -8,9 +8,9 @@ import sys
 import numpy as np
 import pytest
 import torch
+from conftest import REPO, synthetic_photo
 from PIL import Image
 
-from conftest import REPO, synthetic_photo
 from lib_enhancer import api
 from lib_enhancer.optimize import OptimizeConfig, default_active, optimize
 from lib_enhancer.recipe import Recipe
@@ -105,7 +105,9 @@ def test_reference_makes_clipping_relative(natural):
 def test_bands_are_sane():
     for name, band in BANDS.items():
         assert band.low < band.high and band.scale > 0, name
-        assert band.penalty(torch.tensor([0.5 * (band.low + band.high)])).item() == pytest.approx(0.0, abs=1e-9)
+        assert band.penalty(torch.tensor([0.5 * (band.low + band.high)])).item() == pytest.approx(
+            0.0, abs=1e-9
+        )
 
 
 # ---- optimizer ---------------------------------------------------------------------------------
@@ -122,7 +124,9 @@ def test_optimizer_improves_a_dark_photo_and_is_deterministic(natural):
     b = optimize(preview, natural, cfg)
     assert a.params == b.params and a.score_after == b.score_after
     assert not a.identity and a.score_after > a.score_before
-    assert a.params.get("exposure", 0) > 0 or a.params.get("gamma", 1) > 1 or a.params.get("brightness", 0) > 0
+    assert (
+        a.params.get("exposure", 0) > 0 or a.params.get("gamma", 1) > 1 or a.params.get("brightness", 0) > 0
+    )
     best = [s.best_objective for s in a.history]
     assert best == sorted(best)  # the best objective never goes down
 
@@ -185,7 +189,7 @@ def test_enhance_returns_the_input_type():
     tensor = api.enhance(array_to_tensor(dark)[0], steps=15).image
     assert isinstance(tensor, torch.Tensor) and tensor.shape == (3, 80, 100)
     floats = api.enhance(dark.astype(np.float32) / 255.0, steps=15).image
-    assert floats.dtype == np.float32 and 0.0 <= floats.min() and floats.max() <= 1.0
+    assert floats.dtype == np.float32 and floats.min() >= 0.0 and floats.max() <= 1.0
 
 
 def test_enhance_never_modifies_its_input_and_strength_zero_is_identity():

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import real_photos, synthetic_photo
 from PIL import Image
 
-from conftest import real_photos, synthetic_photo
 from lib_enhancer import lut, render
 from lib_enhancer.filters.pipeline import apply_filters
 from lib_enhancer.params import NEUTRAL
@@ -95,7 +95,14 @@ def test_identity_lut_is_exact():
     assert np.array_equal(lut.apply_lut_pil(img, lut.build_lut({}, 65)), img)
 
 
-SMOOTH = {"temperature": -0.2, "exposure": 0.3, "contrast": 0.25, "highlights": -0.2, "saturation": 0.2, "vibrance": 0.2}
+SMOOTH = {
+    "temperature": -0.2,
+    "exposure": 0.3,
+    "contrast": 0.25,
+    "highlights": -0.2,
+    "saturation": 0.2,
+    "vibrance": 0.2,
+}
 
 
 def test_lut_apply_equals_direct_apply_on_real_photos():
@@ -103,7 +110,9 @@ def test_lut_apply_equals_direct_apply_on_real_photos():
     for name, img in real_photos(limit=4, long_side=384):
         table = lut.build_lut(SMOOTH)
         via_lut = lut.apply_lut_pil(img, table).astype(int)
-        direct = render.tensor_to_array(apply_filters(render.array_to_tensor(img), SMOOTH), np.uint8).astype(int)
+        direct = render.tensor_to_array(apply_filters(render.array_to_tensor(img), SMOOTH), np.uint8).astype(
+            int
+        )
         assert np.abs(via_lut - direct).max() <= 1, name
 
 
@@ -180,17 +189,23 @@ def test_strip_upsampling_equals_whole_image_interpolation():
 def test_global_only_large_render_matches_direct_within_one_level():
     img = synthetic_photo(240, 1400)
     rec = Recipe(TYPICAL)
-    direct = render.tensor_to_array(apply_filters(render.array_to_tensor(img), rec.params), np.uint8).astype(int)
+    direct = render.tensor_to_array(apply_filters(render.array_to_tensor(img), rec.params), np.uint8).astype(
+        int
+    )
     out = render.render(img, rec, work_side=512).astype(int)
     assert np.abs(out - direct).max() <= 1
 
 
-@pytest.mark.parametrize("params", [LOCAL, {**TYPICAL, **LOCAL}, {"dehaze": 0.6}, {"detail": 0.7, "local_tone": -0.3}])
+@pytest.mark.parametrize(
+    "params", [LOCAL, {**TYPICAL, **LOCAL}, {"dehaze": 0.6}, {"detail": 0.7, "local_tone": -0.3}]
+)
 def test_resolution_independence(params):
     """A recipe applied at 4x the size and downscaled looks like the recipe applied at preview size."""
     for name, photo in real_photos(limit=5, long_side=1600)[-2:]:
         if max(photo.shape[:2]) < 1600:  # only small photos here: upscale one 4x (smooth, but real content)
-            photo = np.asarray(Image.fromarray(photo).resize((photo.shape[1] * 4, photo.shape[0] * 4), Image.BICUBIC))
+            photo = np.asarray(
+                Image.fromarray(photo).resize((photo.shape[1] * 4, photo.shape[0] * 4), Image.BICUBIC)
+            )
             photo = render.tensor_to_array(render.downscale(photo, 1600), np.uint8)
         small = render.tensor_to_array(render.downscale(photo, 400), np.uint8)
         rec = Recipe(params)
