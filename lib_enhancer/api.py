@@ -192,11 +192,42 @@ def _as_recipe(recipe: Recipe | Mapping[str, Any] | str) -> Recipe:
     return Recipe.from_dict(recipe)
 
 
+SEARCH_MODES = ("best-first", "beam", "hybrid", "hybrid-reverse")
+MODES = ("gradient", *SEARCH_MODES)
+
+
+def _search(
+    preview: torch.Tensor,
+    module: torch.nn.Module,
+    mode: str,
+    max_evals: int,
+    options: dict[str, Any],
+    strength: float,
+    callback: Callable[[Step], bool | None] | None,
+) -> Any:
+    if mode not in SEARCH_MODES:
+        raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+    from lib_enhancer.search import SearchConfig, search
+
+    config = SearchConfig(
+        mode=mode,
+        max_evals=max_evals,
+        time_budget=options["time_budget"],
+        seed=options["seed"],
+        active=options["active"],
+        lock=options["lock"],
+        init=options["init"],
+    )
+    return search(preview, module, config, strength=strength, callback=callback)
+
+
 def enhance(
     image: Any,
     *,
     scorer: str | torch.nn.Module = DEFAULT_SCORER,
+    mode: str = "gradient",
     steps: int = 40,
+    max_evals: int | None = None,
     time_budget: float | None = None,
     strength: float = 1.0,
     seed: int = 0,
@@ -215,7 +246,11 @@ def enhance(
     Args:
         image: PIL image, ``(H, W, 3|4)`` array (uint8, uint16 or float) or float tensor.
         scorer: registry name (``natural`` needs no download) or a scorer module.
+        mode: ``gradient`` (the optimizer, default) or a search mode of :mod:`lib_enhancer.search`
+            (``best-first``, ``beam``, ``hybrid``, ``hybrid-reverse``; ``nulie`` is a reference
+            re-implementation for benchmarks and is not offered here).
         steps, time_budget: budgets in optimizer steps and seconds.
+        max_evals: budget in scored images for the search modes (default ``steps × restarts``).
         strength: blend of the found edit towards neutral, in [0, 1].
         seed: makes the run reproducible.
         restarts: candidates optimised together (one batched scorer call per step).
@@ -246,7 +281,10 @@ def enhance(
     if l2 is not None:
         config_kwargs["l2"] = l2
     config_kwargs["active"] = tuple(active) if active is not None else default_active(module)
-    run = optimize(preview, module, OptimizeConfig(**config_kwargs), strength=strength, callback=callback)
+    if mode == "gradient":
+        run = optimize(preview, module, OptimizeConfig(**config_kwargs), strength=strength, callback=callback)
+    else:
+        run = _search(preview, module, mode, max_evals or steps * restarts, config_kwargs, strength, callback)
     from lib_enhancer.params import NEUTRAL
 
     final = {n: NEUTRAL[n] + strength * (v - NEUTRAL[n]) for n, v in run.params.items()}
@@ -264,6 +302,7 @@ def enhance(
             "seed": seed,
             "strength": strength,
             "steps": len(run.history),
+            "mode": mode,
         },
     )
     if recipe.is_identity:

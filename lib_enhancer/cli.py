@@ -145,6 +145,20 @@ def _parse_locks(items: Sequence[str]) -> dict[str, float]:
     return locks
 
 
+def _scorer_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``--text``/``--negative`` become options of the text scorer (alone or inside an ensemble)."""
+    options: dict[str, Any] = {}
+    if getattr(args, "text", None):
+        options["text"] = args.text
+    if getattr(args, "negative", None):
+        options["negative"] = args.negative
+    if options and "text" not in args.scorer:
+        raise UsageError(
+            "--text/--negative need the 'text' scorer, e.g. --scorer text or --scorer text:0.5,natural:0.5"
+        )
+    return options
+
+
 def _save_result(loaded: Any, rgb: Any, target: Path, recipe_json: str, args: argparse.Namespace) -> None:
     from lib_enhancer.imageio import RECIPE_TEXT_KEY, save_image
 
@@ -196,7 +210,7 @@ def cmd_enhance(args: argparse.Namespace) -> int:
     if not files:
         raise UsageError("no input images")
     locks = _parse_locks(args.lock or [])
-    scorer = get_scorer(args.scorer, args.device)
+    scorer = get_scorer(args.scorer, args.device, **_scorer_options(args))
     inputs = {p.resolve() for p in files}
     outcomes: list[Outcome] = []
     for path in _progress(files, not args.quiet):
@@ -208,6 +222,8 @@ def cmd_enhance(args: argparse.Namespace) -> int:
             result = enhance(
                 loaded.rgb,
                 scorer=scorer,
+                mode=args.mode,
+                max_evals=args.max_evals,
                 steps=args.steps,
                 time_budget=args.time,
                 strength=args.strength,
@@ -278,7 +294,9 @@ def cmd_score(args: argparse.Namespace) -> int:
     files = expand_inputs(args.inputs, args.recursive)
     if not files:
         raise UsageError("no input images")
-    scorer = get_scorer(args.scorer, args.device)
+    scorer = get_scorer(args.scorer, args.device, **_scorer_options(args))
+    if args.move_to is not None and args.threshold is None:
+        raise UsageError("--move-to needs --threshold")
     rows: list[tuple[Path, float]] = []
     outcomes: list[Outcome] = []
     for path in _progress(files, not args.quiet and args.csv != "-"):
@@ -297,8 +315,49 @@ def cmd_score(args: argparse.Namespace) -> int:
         _write_csv(args.csv, rows, args.scorer)
     if args.csv != "-":
         for path, value in rows:
-            print(f"{value:8.4f}  {path}")
+            flag = (
+                ""
+                if args.threshold is None
+                else ("  keep" if value >= args.threshold else "  below threshold")
+            )
+            print(f"{value:8.4f}  {path}{flag}")
+    if args.move_to is not None:
+        outcomes += _move_below(rows, args.threshold, args.move_to)
     return _summary(outcomes, "score")
+
+
+def _move_below(rows: list[tuple[Path, float]], threshold: float, folder: Path) -> list[Outcome]:
+    """Move files scoring below ``threshold`` into ``folder`` (never overwriting, never deleting)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    outcomes = []
+    for path, value in rows:
+        if value >= threshold:
+            continue
+        target = folder / path.name
+        if target.exists():
+            outcomes.append(_report_error(path, FileExistsError(f"{path}: {target} exists; not moved")))
+            continue
+        try:
+            if _same_device(path, folder):
+                os.replace(path, target)
+            else:
+                _copy_then_remove(path, target)
+        except OSError as exc:
+            outcomes.append(_report_error(path, exc))
+            continue
+        print(f"moved {path} -> {target} ({value:.4f} < {threshold:g})", file=sys.stderr)
+    return outcomes
+
+
+def _same_device(path: Path, folder: Path) -> bool:
+    return path.stat().st_dev == folder.stat().st_dev
+
+
+def _copy_then_remove(path: Path, target: Path) -> None:
+    import shutil
+
+    shutil.copy2(path, target)
+    path.unlink()
 
 
 def _write_csv(target: str, rows: list[tuple[Path, float]], scorer: str) -> None:
@@ -379,6 +438,11 @@ def _add_output_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true")
 
 
+def _add_text_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--text", default=None, help="target description for the 'text' scorer")
+    p.add_argument("--negative", default=None, help="what to move away from (the 'text' scorer)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lib-enhancer",
@@ -389,12 +453,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("enhance", help="enhance images; writes results, recipes (sidecar + embedded)")
     _add_output_options(p)
     p.add_argument("--scorer", default="natural", help="scorer name (default: natural, no download)")
+    p.add_argument(
+        "--mode",
+        default="gradient",
+        choices=("gradient", "best-first", "beam", "hybrid", "hybrid-reverse"),
+        help="gradient optimizer (default) or a search mode",
+    )
     p.add_argument("--steps", type=int, default=40, help="optimizer steps (default: 40)")
+    p.add_argument("--max-evals", type=int, default=None, help="search budget in scored images")
     p.add_argument("--time", type=float, default=None, help="time budget per image in seconds")
     p.add_argument("--strength", type=float, default=1.0, help="blend of the edit, 0..1 (default: 1)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--lock", action="append", metavar="NAME=VALUE", help="hold a filter parameter fixed")
     p.add_argument("--device", default=None, help="torch device for the scorer (default: cpu)")
+    _add_text_options(p)
     p.set_defaults(func=cmd_enhance)
 
     p = sub.add_parser("apply", help="apply a recipe (.json, or an image carrying one) to images")
@@ -411,6 +483,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv", default=None, metavar="FILE", help="write a CSV ('-' for stdout)")
     p.add_argument("--sort", action="store_true", help="best first")
     p.add_argument("--top", type=int, default=None, metavar="K", help="only the K best (with --sort)")
+    p.add_argument("--threshold", type=float, default=None, help="mark files scoring below T")
+    p.add_argument(
+        "--move-to", type=Path, default=None, metavar="DIR", help="move files below --threshold here"
+    )
+    _add_text_options(p)
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=cmd_score)
 

@@ -208,6 +208,7 @@ class SearchResult(OptimizeResult):
     chain: tuple[tuple[str, dict[str, float]], ...] = ()
     mode: str = "best-first"
     elapsed: float = 0.0
+    passes: int = 0  # scorer calls (a batched pass scores many images; nulie: one per evaluation)
 
 
 def get_search_param(name: str) -> Param:
@@ -635,6 +636,7 @@ class _Evaluator:
         self.deadline = deadline
         self.max_batch = max_batch
         self.evals = 0
+        self.passes = 0
         self.memo: dict[tuple[int, ...], _Node] = {}
         need_haze = "dehaze" in space.names or float(self.fixed.get("dehaze", 0.0)) != 0.0
         self.haze: dict[str, Any] = {HAZE_KEY: haze_of(preview)} if need_haze else {}
@@ -663,6 +665,7 @@ class _Evaluator:
                 if grad_names:
                     objective.sum().backward()
             self.evals += len(chunk)
+            self.passes += 1
             values = objective.detach().tolist()
             for j, v in enumerate(values):
                 if not grad_names:
@@ -830,6 +833,7 @@ class _Run:
         self.best: _Best | None = None
         self.cancelled = False
         self.stats: dict[tuple[int, int], float] = {}
+        self.ceiling = _ceiling(scorer, sign)
         self.trust = cfg.scales[0]  # gradient line-search radius, half-range units
         self.second_moment = [0.0] * len(space.axes)  # EMA of squared gradients (half-range units)
         self.moment_weight = 0.0
@@ -876,7 +880,11 @@ class _Run:
         return self.offer(node.objective, node.score, core, creative, node.via.label if node.via else "start")
 
     def done(self) -> bool:
-        return self.cancelled or self.ev.remaining() <= 0 or self.ev.expired()
+        return self.cancelled or self.ev.remaining() <= 0 or self.ev.expired() or self.at_ceiling()
+
+    def at_ceiling(self) -> bool:
+        """True once the best score reaches the scorer's best possible score (nothing can beat it)."""
+        return self.best is not None and self.best.objective >= self.ceiling
 
     def learn(self, node: _Node) -> None:
         """Move-direction statistics for the unguided ordering."""
@@ -1088,7 +1096,7 @@ class _Run:
                     f"gradient step {step.step}",
                     offset + 2 + restarts * (step.step + 1),
                 )
-            return self.cancelled or None
+            return self.cancelled or self.at_ceiling() or None
 
         config = OptimizeConfig(
             steps=steps,
@@ -1107,6 +1115,7 @@ class _Run:
         )
         result = optimize(self.preview, scorer, config, callback=relay)
         self.ev.evals += result.evaluations
+        self.ev.passes += 3 + len(result.history)  # score before, base, steps, final
         if not result.identity:
             core = {n: v for n, v in result.params.items() if v != PARAMS_BY_NAME[n].neutral}
             self.offer(
@@ -1133,6 +1142,15 @@ class _CreativeThen(torch.nn.Module):
 
     def forward(self, images: Tensor) -> Tensor:
         return self.inner(apply_creative(images, self.creative))
+
+
+def _ceiling(scorer: torch.nn.Module, sign: float) -> float:
+    """The best possible objective (signed score) per the scorer's range; +inf when unknown."""
+    info = getattr(scorer, "info", None)
+    if info is None:
+        return math.inf
+    low, high = info.score_range
+    return high if sign > 0 else -low
 
 
 def _score_span(scorer: torch.nn.Module) -> float:
@@ -1212,6 +1230,7 @@ def search(
     with torch.no_grad():
         score_before = float(scorer(preview).reshape(-1)[0])
     run.ev.evals += 1
+    run.ev.passes += 1
     start_values = {n: float(v) for n, v in cfg.init.items() if n not in locked}
 
     if not locked and not any(v != get_search_param(n).neutral for n, v in start_values.items()):
@@ -1256,6 +1275,7 @@ def _finish(run: _Run, score_before: float, strength: float, mode: str) -> Searc
         with torch.no_grad():
             score_after = score_recipes(run.preview, run.scorer, [final])[0]
         run.ev.evals += 1
+        run.ev.passes += 1
     gain = (score_after - score_before) * sign
     elapsed = time.perf_counter() - run.start
     if not (core or creative) or gain < cfg.min_gain * span:
@@ -1266,17 +1286,16 @@ def _finish(run: _Run, score_before: float, strength: float, mode: str) -> Searc
         else:
             reason = "the photo needs no edit (gain below threshold)"
         return SearchResult(
-            {},
-            score_before,
-            score_before,
-            list(run.history),
-            True,
-            f"kept the original: {reason}",
-            run.ev.evals,
-            {},
-            (),
-            mode,
-            elapsed,
+            params={},
+            score_before=score_before,
+            score_after=score_before,
+            history=list(run.history),
+            identity=True,
+            message=f"kept the original: {reason}",
+            evaluations=run.ev.evals,
+            mode=mode,
+            elapsed=elapsed,
+            passes=run.ev.passes,
         )
     look = " (creative edits change the look)" if creative else ""
     message = (
@@ -1284,17 +1303,17 @@ def _finish(run: _Run, score_before: float, strength: float, mode: str) -> Searc
         f"in {elapsed:.1f}s{look}"
     )
     return SearchResult(
-        core,
-        score_before,
-        score_after,
-        list(run.history),
-        False,
-        message,
-        run.ev.evals,
-        creative,
-        (),
-        mode,
-        elapsed,
+        params=core,
+        score_before=score_before,
+        score_after=score_after,
+        history=list(run.history),
+        identity=False,
+        message=message,
+        evaluations=run.ev.evals,
+        creative=creative,
+        mode=mode,
+        elapsed=elapsed,
+        passes=run.ev.passes,
     )
 
 
@@ -1316,7 +1335,8 @@ def _nulie(
     Deviations, all forced by the setting: the scorer is ours and scores the whole preview (NUlIE:
     a 224 centre crop, twice with a flip); scores and thresholds are rescaled from LAION points to
     the scorer's range; the "optimal" grid search starts from minus infinity rather than 0 (so
-    negative scores work); the RNG is seeded; budgets are in evaluations as well as seconds.
+    negative scores work); the RNG is seeded; budgets are in evaluations as well as seconds; the
+    loop stops once the scorer's maximum is reached.
     """
     start = time.perf_counter()
     deadline = None if cfg.time_budget is None else start + cfg.time_budget
@@ -1337,8 +1357,15 @@ def _nulie(
         evals += 1
         return value
 
+    ceiling = _ceiling(scorer, sign)
+
     def left() -> bool:
-        return evals < budget and not cancelled and (deadline is None or time.perf_counter() < deadline)
+        return (
+            evals < budget
+            and not cancelled
+            and best_objective < ceiling
+            and (deadline is None or time.perf_counter() < deadline)
+        )
 
     light_base = float(preview.mean())
     score_before = raw(preview)
@@ -1457,22 +1484,31 @@ def _nulie(
             "no edit improved the score" if gain <= 0 else "the photo needs no edit (gain below threshold)"
         )
         return SearchResult(
-            {},
-            score_before,
-            score_before,
-            history,
-            True,
-            f"kept the original: {reason}",
-            evals,
-            {},
-            (),
-            "nulie",
-            elapsed,
+            params={},
+            score_before=score_before,
+            score_after=score_before,
+            history=history,
+            identity=True,
+            message=f"kept the original: {reason}",
+            evaluations=evals,
+            mode="nulie",
+            elapsed=elapsed,
+            passes=evals,
         )
     message = (
         f"nulie: score {score_before:.3f} -> {score_after:.3f} with {evals} evaluations in {elapsed:.1f}s "
         f"({len(chain)} ops; render with apply_nulie_chain)"
     )
     return SearchResult(
-        {}, score_before, score_after, history, False, message, evals, {}, chain, "nulie", elapsed
+        params={},
+        score_before=score_before,
+        score_after=score_after,
+        history=history,
+        identity=False,
+        message=message,
+        evaluations=evals,
+        chain=chain,
+        mode="nulie",
+        elapsed=elapsed,
+        passes=evals,
     )

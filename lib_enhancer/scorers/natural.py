@@ -70,9 +70,9 @@ class Band:
 # set (an edit must not *create* them), else against the wide absolute bands.
 BANDS: dict[str, Band] = {
     "mean_lightness": Band(0.32, 0.66, 0.06),
-    "dark_percentile": Band(0.0, 0.18, 0.10),
-    "bright_percentile": Band(0.75, 1.0, 0.08),
-    "lightness_spread": Band(0.11, 0.34, 0.05),
+    "dark_percentile": Band(0.0, 0.14, 0.08),
+    "bright_percentile": Band(0.82, 1.0, 0.06),
+    "lightness_spread": Band(0.13, 0.34, 0.04),
     "clipped_whites": Band(0.0, 0.20, 0.05),
     "crushed_blacks": Band(0.0, 0.06, 0.03),
     "neutral_cast": Band(0.0, 12.0, 8.0),

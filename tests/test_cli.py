@@ -1,0 +1,132 @@
+"""The command line end to end, on real files in a temporary folder."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import REPO, real_photos
+from lib_enhancer.cli import main
+from lib_enhancer.imageio import RECIPE_TEXT_KEY, read_embedded_text
+
+
+def _digest(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def folder(tmp_path):
+    """A photo folder: a real photo (darkened, so there is something to fix), a PNG with alpha and
+    junk that must be reported and skipped."""
+    src = tmp_path / "in"
+    src.mkdir()
+    name, photo = real_photos(limit=1, long_side=320)[0]
+    dark = (photo.astype(np.float64) * 0.45).astype(np.uint8)
+    Image.fromarray(dark).save(src / "dark.jpg", quality=92)
+    rgba = np.dstack([dark, np.full(dark.shape[:2], 200, np.uint8)])
+    Image.fromarray(rgba, "RGBA").save(src / "alpha.png")
+    (src / "empty.jpg").write_bytes(b"")
+    (src / "notes.jpg").write_text("this is not an image")
+    return src
+
+
+def test_enhance_folder_writes_results_sidecars_and_reports_bad_files(folder, tmp_path, capsys):
+    out = tmp_path / "out"
+    before = {p.name: _digest(p) for p in folder.iterdir()}
+    code = main(["enhance", str(folder), "-o", str(out), "--steps", "12", "-q"])
+    err = capsys.readouterr().err
+    assert code == 1  # two bad files
+    assert "empty.jpg" in err and "notes.jpg" in err and "2 failed" in err and "2 done" in err
+    assert {p.name: _digest(p) for p in folder.iterdir()} == before  # inputs untouched
+    result = out / "dark_enhanced.jpg"
+    sidecar = out / "dark_enhanced.jpg.recipe.json"
+    assert result.exists() and sidecar.exists()
+    recipe = json.loads(sidecar.read_text())
+    assert recipe["format"] == "lib_enhancer.recipe" and recipe["params"]
+    assert json.loads(read_embedded_text(result)[RECIPE_TEXT_KEY])["params"] == recipe["params"]
+    png = Image.open(out / "alpha_enhanced.png")
+    assert png.mode == "RGBA" and np.asarray(png)[..., 3].min() == 200  # alpha kept
+    assert np.asarray(Image.open(result)).mean() > np.asarray(Image.open(folder / "dark.jpg")).mean()
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temp files left
+
+
+def test_enhance_never_overwrites(folder, capsys):
+    # same folder, empty suffix: the output would be the input itself
+    code = main(["enhance", str(folder / "dark.jpg"), "--suffix", "", "--steps", "5", "-q"])
+    assert code == 1 and "would overwrite an input" in capsys.readouterr().err
+    out = folder.parent / "o"
+    assert main(["enhance", str(folder / "dark.jpg"), "-o", str(out), "--steps", "5", "-q"]) == 0
+    stamp = _digest(out / "dark_enhanced.jpg")
+    assert main(["enhance", str(folder / "dark.jpg"), "-o", str(out), "--steps", "5", "-q"]) == 1
+    assert "exists" in capsys.readouterr().err and _digest(out / "dark_enhanced.jpg") == stamp
+
+
+def test_apply_export_lut_and_score(folder, tmp_path, capsys):
+    recipe = tmp_path / "look.json"
+    recipe.write_text(json.dumps({"params": {"exposure": 0.8, "saturation": 0.3, "detail": 0.2}}))
+    out = tmp_path / "applied"
+    assert main(["apply", "--recipe", str(recipe), str(folder / "dark.jpg"), "-o", str(out), "-q"]) == 0
+    applied = out / "dark_enhanced.jpg"
+    # the output carries its recipe: it can itself be the --recipe of another apply
+    again = tmp_path / "again"
+    assert main(["apply", "--recipe", str(applied), str(folder / "alpha.png"), "-o", str(again), "-q"]) == 0
+    assert (again / "alpha_enhanced.png").exists()
+    cube = tmp_path / "look.cube"
+    assert main(["export-lut", "--recipe", str(recipe), "-o", str(cube), "--size", "9"]) == 0
+    assert "LUT_3D_SIZE 9" in cube.read_text() and "detail" in capsys.readouterr().err
+    table = tmp_path / "scores.csv"
+    assert main(["score", str(folder / "dark.jpg"), str(applied), "--csv", str(table), "--sort", "-q"]) == 0
+    rows = list(csv.reader(table.open()))
+    assert rows[0] == ["path", "score_natural"] and len(rows) == 3
+    assert float(rows[1][1]) >= float(rows[2][1])
+
+
+def test_score_threshold_moves_rejects_never_deletes(folder, tmp_path):
+    rejects = tmp_path / "rejects"
+    files = [str(folder / "dark.jpg"), str(folder / "alpha.png")]
+    assert main(["score", *files, "--threshold", "11", "--move-to", str(rejects), "-q"]) == 0
+    assert sorted(p.name for p in rejects.iterdir()) == ["alpha.png", "dark.jpg"]
+    assert not (folder / "dark.jpg").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["enhance", "x.jpg", "--lock", "exposure"], "NAME=VALUE"),
+        (["enhance", "x.jpg", "--lock", "exposure=9"], "outside"),
+        (["enhance", "x.jpg", "--lock", "exposur=1"], "Did you mean exposure"),
+        (["enhance", "x.jpg", "--scorer", "natrual"], "Did you mean 'natural'"),
+        (["enhance", "nothing-*.jpg"], "no files match"),
+        (["apply", "--recipe", "missing.json", "x.jpg"], "no such file"),
+        (["score", "x.jpg", "--move-to", "r"], "needs --threshold"),
+        (["score", "x.jpg", "--text", "warm"], "need the 'text' scorer"),
+    ],
+)
+def test_usage_errors_are_one_line(argv, message, capsys, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "Traceback" not in err
+
+
+def test_filters_and_scorers_listing(capsys):
+    assert main(["filters"]) == 0
+    text = capsys.readouterr().out
+    assert "exposure" in text and "local_tone" in text
+    assert main(["filters", "--json"]) == 0
+    assert {p["name"] for p in json.loads(capsys.readouterr().out)} >= {"exposure", "dehaze"}
+    assert main(["scorers"]) == 0
+    assert "natural" in capsys.readouterr().out
+
+
+def test_module_entry_point_runs(tmp_path):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "lib_enhancer", "filters"], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0 and "exposure" in done.stdout
