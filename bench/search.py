@@ -77,6 +77,7 @@ class Outcome:
     evals_small: int
     seconds_small: float
     evals_to_target: int | None  # None: not reached within N
+    passes_to_target: int | None  # scorer calls (batched passes) until then
     seconds_to_target: float | None
     score_large: float  # best score of the run with the large budget (stopped at the target)
     evals_large: int
@@ -160,12 +161,16 @@ def _reached(history: Sequence[Step], target: float, sign: float, tol: float) ->
 
 
 def run_mode(
-    mode: str, preview: torch.Tensor, scorer: torch.nn.Module, small: int, large: int, target: float, tol: float
+    mode: str,
+    preview: torch.Tensor,
+    scorer: torch.nn.Module,
+    small: int,
+    large: int,
+    target: float,
+    tol: float,
 ) -> Outcome:
     if mode == "optimize":  # the core optimizer with its defaults: its own budget
-        t0 = time.perf_counter()
         result = optimize(preview, scorer, OptimizeConfig())
-        seconds = time.perf_counter() - t0
         # optimize's history has one entry per step (restarts candidates each, after 2 evaluations)
         restarts = OptimizeConfig().restarts
         reach = None
@@ -180,6 +185,7 @@ def run_mode(
             evals_small=small,
             seconds_small=float("nan"),
             evals_to_target=evals_to,
+            passes_to_target=None if reach is None else 2 + reach.step + 1,
             seconds_to_target=None if reach is None else reach.elapsed,
             score_large=result.score_after,
             evals_large=result.evaluations,
@@ -196,6 +202,7 @@ def run_mode(
         evals_small=r_small.evaluations,
         seconds_small=seconds_small,
         evals_to_target=None if reach is None else reach.evaluations,  # type: ignore[attr-defined]
+        passes_to_target=None if reach is None else r_large.passes,  # the run stops at the target
         seconds_to_target=None if reach is None else reach.elapsed,
         score_large=max([r_large.score_before, *(s.best_score for s in r_large.history)]),
         evals_large=r_large.evaluations,
@@ -214,7 +221,6 @@ def run_case(case: Case, modes: Sequence[str], small: int, large: int) -> None:
         case.targets.append(target)
         case.befores.append(ref.score_before)
         reach = _reached(ref.history, target, 1.0, tol)
-        at_small = [s.best_score for s in ref.history if s.evaluations <= small]  # type: ignore[attr-defined]
         ref_small = search(preview, case.scorer, SearchConfig(mode="nulie", max_evals=small))
         case.results.setdefault("nulie", []).append(
             Outcome(
@@ -222,13 +228,15 @@ def run_case(case: Case, modes: Sequence[str], small: int, large: int) -> None:
                 evals_small=ref_small.evaluations,
                 seconds_small=float("nan"),
                 evals_to_target=None if reach is None else reach.evaluations,  # type: ignore[attr-defined]
+                passes_to_target=None if reach is None else reach.evaluations,  # type: ignore[attr-defined]
                 seconds_to_target=None if reach is None else reach.elapsed,
                 score_large=target,
                 evals_large=ref.evaluations,
             )
         )
-        del at_small
-        line = [f"  {case.name} / {name}: before {ref.score_before:.3f}, nulie@{large} {target:.3f} ({ref_seconds:.1f}s)"]
+        line = [
+            f"  {case.name} / {name}: before {ref.score_before:.3f}, nulie@{large} {target:.3f} ({ref_seconds:.1f}s)"
+        ]
         for mode in modes:
             if mode == "nulie":
                 continue
@@ -260,8 +268,9 @@ def case_table(case: Case, modes: Sequence[str], small: int, large: int) -> list
         f"mean nulie@{large} target {statistics.fmean(case.targets):.3f})",
         "",
         f"| mode | mean score @{small} evals | photos ≥ target @{small} | median evals to target "
-        f"| photos reaching target ≤ {large} | median s to target | mean s @{small} evals |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        f"| median scorer calls to target | photos reaching target ≤ {large} | median s to target "
+        f"| mean s @{small} evals |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for mode in modes:
         outs = case.results[mode]
@@ -269,6 +278,8 @@ def case_table(case: Case, modes: Sequence[str], small: int, large: int) -> list
         reached = [o.evals_to_target for o in outs if o.evals_to_target is not None]
         seconds = [o.seconds_to_target for o in outs if o.seconds_to_target is not None]
         evals_med = _median([float(e) for e in reached]) if len(reached) * 2 > n else None
+        passes = [o.passes_to_target for o in outs if o.passes_to_target is not None]
+        passes_med = _median([float(p) for p in passes]) if len(passes) * 2 > n else None
         sec_med = _median(seconds) if len(seconds) * 2 > n else None
         small_seconds = [o.seconds_small for o in outs if not math.isnan(o.seconds_small)]
         label = f"{mode} (reference)" if mode == "nulie" else mode
@@ -277,6 +288,7 @@ def case_table(case: Case, modes: Sequence[str], small: int, large: int) -> list
         lines.append(
             f"| {label} | {statistics.fmean(o.score_small for o in outs):.3f} | {hit_small}/{n} "
             f"| {_fmt(evals_med, 0) if evals_med is not None else '> ' + str(large)} "
+            f"| {_fmt(passes_med, 0) if passes_med is not None else '–'} "
             f"| {len(reached)}/{n} | {_fmt(sec_med, 2)} "
             f"| {_fmt(statistics.fmean(small_seconds), 2) if small_seconds else '–'} |"
         )
@@ -290,9 +302,7 @@ def verdict(case: Case, modes: Sequence[str], small: int, large: int) -> str:
     for mode in modes:
         if mode in ("nulie", "optimize"):
             continue
-        hits = sum(
-            o.score_small >= t - tol for o, t in zip(case.results[mode], case.targets, strict=True)
-        )
+        hits = sum(o.score_small >= t - tol for o, t in zip(case.results[mode], case.targets, strict=True))
         if hits > best_hits:
             best_mode, best_hits = mode, hits
     holds = "holds" if best_hits == n else ("mostly holds" if best_hits * 2 > n else "does not hold")
@@ -307,8 +317,10 @@ def report(cases: Sequence[Case], modes: Sequence[str], small: int, large: int, 
     for case in cases:
         lines += case_table(case, modes, small, large)
         lines.append("")
-    lines.append("**10× target** (our best mode reaches the score nulie reaches with N = "
-                 f"{large} evaluations using ≤ N/10 = {small}):")
+    lines.append(
+        "**10× target** (our best mode reaches the score nulie reaches with N = "
+        f"{large} evaluations using ≤ N/10 = {small}):"
+    )
     lines.append("")
     for case in cases:
         lines.append(verdict(case, modes, small, large))
@@ -337,9 +349,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     natural = create_scorer("natural")
     photos = load_previews(max(args.limit, args.limit_original, args.limit_clip), args.side)
-    cases = [
-        Case("natural, -1 EV", natural, [(n, under_expose(p)) for n, p in photos[: args.limit]], 10.0)
-    ]
+    cases = [Case("natural, -1 EV", natural, [(n, under_expose(p)) for n, p in photos[: args.limit]], 10.0)]
     if args.limit_original > 0:
         cases.append(Case("natural, original", natural, photos[: args.limit_original], 10.0))
     clip_note = ""

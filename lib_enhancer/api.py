@@ -20,6 +20,7 @@ from lib_enhancer.render import downscale, render, render_tensor
 
 DEFAULT_SCORER = "natural"
 PREVIEW_SIDE = 256  # long side of the preview the optimizer works on
+PREVIEW_SIDE_STATISTICS = 160  # enough for scorers blind to texture (they look at 160 px themselves)
 
 
 @dataclass
@@ -236,7 +237,7 @@ def enhance(
     lock: Mapping[str, float] | None = None,
     active: tuple[str, ...] | None = None,
     init: Recipe | Mapping[str, float] | None = None,
-    preview_side: int = PREVIEW_SIDE,
+    preview_side: int | None = None,
     device: str | torch.device | None = None,
     callback: Callable[[Step], bool | None] | None = None,
     scorer_options: Mapping[str, Any] | None = None,
@@ -258,7 +259,8 @@ def enhance(
         lock: parameters held at fixed values.
         active: parameters the optimizer may change (default: all but sharpen).
         init: warm start (a recipe or parameter mapping).
-        preview_side: long side of the optimisation preview.
+        preview_side: long side of the optimisation preview (default 256 px; 160 px for scorers
+            that judge image statistics only, such as ``natural``).
         device: where the scorer and the preview live (default CPU).
         callback: called with each :class:`~lib_enhancer.optimize.Step`; return True to cancel.
 
@@ -268,6 +270,9 @@ def enhance(
     """
     adapted = _adapt(image)
     module = get_scorer(scorer, device, **dict(scorer_options or {}))
+    if preview_side is None:
+        info = getattr(module, "info", None)
+        preview_side = PREVIEW_SIDE_STATISTICS if info is not None and not info.judges_detail else PREVIEW_SIDE
     preview = _preview(adapted, preview_side, device)
     init_params = init.params if isinstance(init, Recipe) else dict(init or {})
     config_kwargs: dict[str, Any] = {

@@ -8,9 +8,9 @@ import json
 
 import numpy as np
 import pytest
+from conftest import REPO, real_photos
 from PIL import Image
 
-from conftest import REPO, real_photos
 from lib_enhancer.cli import main
 from lib_enhancer.imageio import RECIPE_TEXT_KEY, read_embedded_text
 
@@ -25,7 +25,7 @@ def folder(tmp_path):
     junk that must be reported and skipped."""
     src = tmp_path / "in"
     src.mkdir()
-    name, photo = real_photos(limit=1, long_side=320)[0]
+    _name, photo = real_photos(limit=1, long_side=320)[0]
     dark = (photo.astype(np.float64) * 0.45).astype(np.uint8)
     Image.fromarray(dark).save(src / "dark.jpg", quality=92)
     rgba = np.dstack([dark, np.full(dark.shape[:2], 200, np.uint8)])
@@ -130,3 +130,15 @@ def test_module_entry_point_runs(tmp_path):
 
     done = subprocess.run([sys.executable, "-m", "lib_enhancer", "filters"], capture_output=True, text=True, cwd=REPO)
     assert done.returncode == 0 and "exposure" in done.stdout
+
+
+def test_sixteen_bit_png_stays_sixteen_bit(tmp_path):
+    from lib_enhancer.imageio import load_image, save_image
+
+    ramp = np.linspace(0, 40000, 96 * 128, dtype=np.float64).reshape(96, 128)
+    rgb = np.stack([ramp, ramp * 0.9, ramp * 0.7], axis=-1).astype(np.uint16)
+    src = save_image(tmp_path / "deep.png", rgb)
+    assert main(["enhance", str(src), "-o", str(tmp_path / "out"), "--steps", "8", "-q"]) == 0
+    out = load_image(tmp_path / "out" / "deep_enhanced.png")
+    assert out.bit_depth == 16 and out.rgb.dtype == np.uint16
+    assert len(np.unique(out.rgb[..., 0])) > 256
