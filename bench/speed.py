@@ -30,9 +30,18 @@ from lib_enhancer.render import render  # noqa: E402
 
 SOURCES = Path("/usr/share/backgrounds/mate/nature")
 RECIPES = {
-    "colour (LUT)": Recipe({"temperature": -0.2, "exposure": 0.3, "contrast": 0.25, "highlights": -0.2, "saturation": 0.2}),
+    "colour (LUT)": Recipe(
+        {"temperature": -0.2, "exposure": 0.3, "contrast": 0.25, "highlights": -0.2, "saturation": 0.2}
+    ),
     "colour + local": Recipe(
-        {"dehaze": 0.3, "exposure": 0.3, "contrast": 0.25, "saturation": 0.2, "detail": 0.4, "local_tone": -0.1}
+        {
+            "dehaze": 0.3,
+            "exposure": 0.3,
+            "contrast": 0.25,
+            "saturation": 0.2,
+            "detail": 0.4,
+            "local_tone": -0.1,
+        }
     ),
     "colour, exact fallback": Recipe({"exposure": 0.4, "blacks": 0.03, "brightness": 0.2, "gamma": 1.15}),
 }
@@ -84,7 +93,9 @@ def apply_table(sizes: list[float], repeat: int) -> str:
             render(img[:64, :64], recipe)  # warm up torch kernels
             s = best_of(lambda img=img, recipe=recipe: render(img, recipe), repeat)
             cells.append(f"{s * 1e3:.0f} ({s / copy_s:.0f}×)")
-        rows.append(f"| {img.shape[1]}×{img.shape[0]} ({mp:g} MP) | {copy_s * 1e3:.1f} | " + " | ".join(cells) + " |")
+        rows.append(
+            f"| {img.shape[1]}×{img.shape[0]} ({mp:g} MP) | {copy_s * 1e3:.1f} | " + " | ".join(cells) + " |"
+        )
     return "\n".join(rows)
 
 
@@ -124,12 +135,25 @@ def cli_table(repeat: int) -> str:
             rows.append(f"| {label} | {s:.2f} | {s / base_s:.1f} |")
         t = time.perf_counter()
         subprocess.run(
-            [sys.executable, "-m", "lib_enhancer", "apply", "--recipe", str(recipe_path), str(src), "-o", str(Path(tmp) / "o2"), "-q"],
+            [
+                sys.executable,
+                "-m",
+                "lib_enhancer",
+                "apply",
+                "--recipe",
+                str(recipe_path),
+                str(src),
+                "-o",
+                str(Path(tmp) / "o2"),
+                "-q",
+            ],
             check=True,
             cwd=REPO,
         )
         s = time.perf_counter() - t
-        rows.append(f"| `apply --recipe` (new process: Python + torch import included) | {s:.2f} | {s / base_s:.1f} |")
+        rows.append(
+            f"| `apply --recipe` (new process: Python + torch import included) | {s:.2f} | {s / base_s:.1f} |"
+        )
     return "\n".join(rows)
 
 

@@ -272,7 +272,9 @@ def enhance(
     module = get_scorer(scorer, device, **dict(scorer_options or {}))
     if preview_side is None:
         info = getattr(module, "info", None)
-        preview_side = PREVIEW_SIDE_STATISTICS if info is not None and not info.judges_detail else PREVIEW_SIDE
+        preview_side = (
+            PREVIEW_SIDE_STATISTICS if info is not None and not info.judges_detail else PREVIEW_SIDE
+        )
     preview = _preview(adapted, preview_side, device)
     init_params = init.params if isinstance(init, Recipe) else dict(init or {})
     config_kwargs: dict[str, Any] = {

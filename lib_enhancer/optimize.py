@@ -2,7 +2,7 @@
 
 The recipe's parameters are optimised against a scorer on a small preview (aspect preserved),
 with several seeded restarts evaluated as one batch per step, Adam in a normalised parameter space
-(each parameter scaled by its half range, projected back into its bounds after every step), an L2
+(each parameter scaled by the side of its range it moves into, projected back into its bounds), an L2
 pull towards neutral, budgets in steps and seconds, early stopping on a plateau and a progress
 callback. Two guarantees: the returned edit never scores below the untouched input (else the
 identity is returned and the message says so), and ``strength`` blends the result towards neutral.
@@ -43,7 +43,7 @@ class OptimizeConfig:
     steps: int = 40
     time_budget: float | None = None  # seconds; None = no limit
     restarts: int = 4  # candidates optimised together, one batched scorer call per step
-    lr: float = 0.06  # Adam step in normalised units (1 = half the parameter's range)
+    lr: float = 0.06  # Adam step in normalised units (1 = from neutral to the end of the range)
     l2: float = 0.3  # pull towards neutral: fraction of the score range per normalised unit squared
     init_spread: float = 0.15  # std of the seeded restarts around the start point (normalised)
     patience: int = 10  # stop after this many steps without a better objective
@@ -86,12 +86,30 @@ class OptimizeResult:
     evaluations: int  # number of images scored
 
 
-def _half_spans(names: Sequence[str], dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+def _spans(names: Sequence[str], dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Neutral values, the spans below and above neutral, and the bounds in normalised units.
+
+    A parameter is normalised by the side of its range it moves into, so z = -1 and z = +1 are the
+    two ends of the range whatever the asymmetry (gamma 0.4..1..2.5: z = -1 is 0.4, not 0.1), and
+    the L2 pull costs the same for the same share of the range in either direction.
+    """
     neutral = torch.tensor([NEUTRAL[n] for n in names], dtype=dtype)
     lo = torch.tensor([PARAMS_BY_NAME[n].minimum for n in names], dtype=dtype)
     hi = torch.tensor([PARAMS_BY_NAME[n].maximum for n in names], dtype=dtype)
-    half = torch.maximum(hi - neutral, neutral - lo)
-    return neutral, half, (lo - neutral) / half, (hi - neutral) / half
+    below, above = neutral - lo, hi - neutral
+    zlo = torch.where(below > 0, -torch.ones_like(below), torch.zeros_like(below))
+    zhi = torch.where(above > 0, torch.ones_like(above), torch.zeros_like(above))
+    return neutral, below, above, zlo, zhi
+
+
+def _values(z: Tensor, neutral: Tensor, below: Tensor, above: Tensor) -> Tensor:
+    """Normalised ``z`` -> parameter values (piecewise linear, continuous at neutral)."""
+    return neutral + torch.where(z >= 0, z * above, z * below)
+
+
+def _to_z(values: Tensor, neutral: Tensor, below: Tensor, above: Tensor) -> Tensor:
+    delta = values - neutral
+    return torch.where(delta >= 0, delta / above.clamp_min(1e-12), delta / below.clamp_min(1e-12))
 
 
 def _score(scorer: torch.nn.Module, images: Tensor, sign: float) -> Tensor:
@@ -148,8 +166,10 @@ def optimize(
     best = {"objective": base_objective / span, "z": None, "score": base_objective * sign}
 
     if names and cfg.steps > 0:
-        neutral, half, zlo, zhi = _half_spans(names, dtype)
-        init = torch.tensor([(cfg.init.get(n, NEUTRAL[n]) - NEUTRAL[n]) for n in names], dtype=dtype) / half
+        neutral, below, above, zlo, zhi = _spans(names, dtype)
+        init = _to_z(
+            torch.tensor([cfg.init.get(n, NEUTRAL[n]) for n in names], dtype=dtype), neutral, below, above
+        )
         gen = torch.Generator().manual_seed(cfg.seed)
         z0 = init.expand(cfg.restarts, -1).clone()
         if cfg.restarts > 1:
@@ -160,7 +180,7 @@ def optimize(
         haze: dict[str, Any] = {HAZE_KEY: haze_of(preview)} if "dehaze" in names else {}
         stale = 0
         for step in range(cfg.steps):
-            values = neutral + z * half
+            values = _values(z, neutral, below, above)
             params = {**locked, **haze, **{n: values[:, i] for i, n in enumerate(names)}}
             scores = _score(scorer, apply_filters(batch, params), sign)
             evaluations += cfg.restarts
@@ -184,7 +204,7 @@ def optimize(
                 step=step,
                 score=float(scores[top].detach()) * sign,
                 best_score=best["score"],
-                params=_params_from_z(best["z"], names, neutral, half, locked),
+                params=_params_from_z(best["z"], names, neutral, below, above, locked),
                 elapsed=time.perf_counter() - start,
                 best_objective=best["objective"],
             )
@@ -195,7 +215,7 @@ def optimize(
                 break
             if cfg.time_budget is not None and entry.elapsed >= cfg.time_budget:
                 break
-        found = _params_from_z(best["z"], names, neutral, half, locked)
+        found = _params_from_z(best["z"], names, neutral, below, above, locked)
     else:
         found = dict(locked)
 
@@ -257,8 +277,8 @@ def _z_norm2(params: Mapping[str, float]) -> float:
     total = 0.0
     for n, v in params.items():
         p = PARAMS_BY_NAME[n]
-        half = max(p.maximum - p.neutral, p.neutral - p.minimum)
-        total += ((v - p.neutral) / half) ** 2
+        side = p.maximum - p.neutral if v >= p.neutral else p.neutral - p.minimum
+        total += ((v - p.neutral) / side) ** 2 if side > 0 else 0.0
     return total
 
 
@@ -307,9 +327,14 @@ def _prune(
 
 
 def _params_from_z(
-    z: Tensor | None, names: Sequence[str], neutral: Tensor, half: Tensor, locked: Mapping[str, float]
+    z: Tensor | None,
+    names: Sequence[str],
+    neutral: Tensor,
+    below: Tensor,
+    above: Tensor,
+    locked: Mapping[str, float],
 ) -> dict[str, float]:
     if z is None:
         return dict(locked)
-    values = (neutral + z * half).tolist()
+    values = _values(z, neutral, below, above).tolist()
     return {**locked, **{n: float(v) for n, v in zip(names, values, strict=True)}}

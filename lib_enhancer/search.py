@@ -10,11 +10,14 @@ memo (point -> score) is exact. Locked parameters are applied to every candidate
 range: coarse 1/8, fine 1/32 by default, at least one step), in the spirit of Distort-and-Recover's
 small discrete action set. When the scorer is differentiable, every scored candidate also gets its
 gradient from the same batched forward/backward pass (the scores of a batch are independent, so
-the gradient of their sum gives each candidate its own). The gradient ranks a node's moves by
-predicted gain and adds two *gradient moves* (a coarse and a fine step along the normalised
-gradient, snapped to the grid); a few slots per batch stay random (``explore``, seeded).
-Without gradients moves are ranked by momentum (repeat the move that made the node), by how often
-that move direction has paid off so far, and coarse before fine.
+the gradient of their sum gives each candidate its own). A node's moves then start with a *line
+search* along its gradient, preconditioned by the running RMS of the gradients seen so far (as in
+Adam) at 0.5x-4x a trust radius that follows the step length that last won, followed by the
+coordinate moves ranked by predicted gain (gradient times step). Without gradients, moves are
+ranked by momentum (repeat the move that made the node), by how often that move direction has
+paid off so far, and coarse before fine. Either way a few slots per batch are seeded random moves
+(``explore``), and when several moves from one node improve it, the best child first tries the
+others' moves combined (pattern search).
 
 **Modes** (``SearchConfig.mode``):
 
@@ -33,7 +36,8 @@ that move direction has paid off so far, and coarse before fine.
 **Guarantees** (as in the optimizer): evaluations (images scored) are counted exactly and never
 exceed ``max_evals``; the best score in the history only rises; the result never scores below the
 untouched input (else the identity is returned with a message); ``strength`` blends towards
-neutral; the same seed gives the same result.
+neutral; the same seed gives the same result. A search stops early once it reaches the scorer's
+maximum score (``info.score_range``).
 """
 
 from __future__ import annotations
@@ -88,7 +92,9 @@ class SearchConfig:
         max_evals: budget in images scored, everything included (the untouched input, gradients).
         time_budget: seconds; ``None`` = no limit (checked between batched passes).
         beam_width: nodes kept per round in ``beam`` mode.
-        batch: moves scored per expansion (``best-first``) or per beam node and round (``beam``).
+        batch: moves scored per expansion (``best-first``) or per beam node and round (``beam``);
+            ``None`` = one per 50 evaluations of the budget, 4 to 16 (small batches advance more
+            often, large ones fill a GPU).
         hard: also search the creative edits that change the look (and NUlIE's hard set in
             ``nulie`` mode). Off by default.
         seed: seeds exploration, restarts, the gradient phase and NUlIE's random choices.
@@ -111,13 +117,14 @@ class SearchConfig:
         nulie_random_iters: NUlIE iterations whose parent is a uniformly random node (CLI: 500).
         nulie_n_try: NUlIE's grid size of an "optimal" step; ``None`` = 10 (soft) / 20 (hard).
         nulie_dark_threshold: NUlIE's lighting ratio below which the darkness penalty applies.
+        nulie_ops: a subset of NUlIE's transforms to use (ablations); ``None`` = its full set.
     """
 
     mode: str = "best-first"
     max_evals: int = 200
     time_budget: float | None = None
     beam_width: int = 4
-    batch: int = 8
+    batch: int | None = None
     hard: bool = False
     seed: int = 0
     active: tuple[str, ...] | None = None
@@ -136,6 +143,7 @@ class SearchConfig:
     nulie_random_iters: int = 500
     nulie_n_try: int | None = None
     nulie_dark_threshold: float = 0.85
+    nulie_ops: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -148,7 +156,6 @@ class SearchConfig:
             raise ValueError(f"time_budget must be positive or None, got {self.time_budget}")
         for name, value in (
             ("beam_width", self.beam_width),
-            ("batch", self.batch),
             ("patience", self.patience),
             ("max_batch", self.max_batch),
         ):
@@ -162,6 +169,15 @@ class SearchConfig:
             raise ValueError(f"scales must be fractions in (0, 1], got {self.scales}")
         if not 0.0 <= self.explore <= 1.0 or not 0.0 <= self.gradient_share <= 1.0:
             raise ValueError("explore and gradient_share must be in [0, 1]")
+        if self.batch is not None and self.batch < 1:
+            raise ValueError(f"batch must be >= 1 or None, got {self.batch}")
+        if self.nulie_ops is not None:
+            known = set(nulie_transforms(self.hard))
+            unknown = [op for op in self.nulie_ops if op not in known]
+            if unknown or not self.nulie_ops:
+                raise ValueError(
+                    f"nulie_ops must be a non-empty subset of {sorted(known)}, got {self.nulie_ops}"
+                )
         if self.nulie_n_try is not None and self.nulie_n_try < 2:
             raise ValueError(f"nulie_n_try must be >= 2, got {self.nulie_n_try}")
         for name in (*(self.active or ()), *self.lock, *self.init):
@@ -750,20 +766,17 @@ def _order_moves(
         keyed = [(-predicted(m), rng.random(), m) for m in moves]
         keyed.sort(key=lambda t: (t[0], t[1]))
         return _gradient_moves(space, grad, scale, alphas) + [m for *_, m in keyed]
-    else:
-        via = node.via
-        momentum = (
-            set() if via is None or len(via.deltas) != 1 else {(via.deltas[0][0], _sgn(via.deltas[0][1]))}
-        )
+    via = node.via
+    momentum = set() if via is None or len(via.deltas) != 1 else {(via.deltas[0][0], _sgn(via.deltas[0][1]))}
 
-        def key(m: _Move) -> tuple[int, float, int]:
-            ((i, d),) = m.deltas
-            direction = (i, _sgn(d))
-            return (0 if direction in momentum else 1, -stats.get(direction, 0.0), m.scale)
+    def key(m: _Move) -> tuple[int, float, int]:
+        ((i, d),) = m.deltas
+        direction = (i, _sgn(d))
+        return (0 if direction in momentum else 1, -stats.get(direction, 0.0), m.scale)
 
-        keyed = [(key(m), rng.random(), m) for m in moves]
-    keyed.sort(key=lambda t: (t[0], t[1]))
-    return [m for *_, m in keyed]
+    ranked = [(key(m), rng.random(), m) for m in moves]
+    ranked.sort(key=lambda t: (t[0], t[1]))
+    return [m for *_, m in ranked]
 
 
 def _sgn(x: float) -> int:
@@ -834,6 +847,7 @@ class _Run:
         self.cancelled = False
         self.stats: dict[tuple[int, int], float] = {}
         self.ceiling = _ceiling(scorer, sign)
+        self.batch = cfg.batch or max(4, min(16, cfg.max_evals // 50))
         self.trust = cfg.scales[0]  # gradient line-search radius, half-range units
         self.second_moment = [0.0] * len(space.axes)  # EMA of squared gradients (half-range units)
         self.moment_weight = 0.0
@@ -1033,7 +1047,7 @@ class _Run:
                 break
             node = max(frontier, key=lambda n: n.objective)
             before = self.best.objective if self.best else -math.inf
-            children = self.expand([node], self.cfg.batch, guided)
+            children = self.expand([node], self.batch, guided)
             frontier += children
             stale = 0 if self.best and self.best.objective > before else stale + 1
             if stale >= self.cfg.patience:
@@ -1053,7 +1067,7 @@ class _Run:
         stale, restarts = 0, self.cfg.restarts
         while not self.done():
             before = self.best.objective if self.best else -math.inf
-            children = self.expand(beam, self.cfg.batch, guided)
+            children = self.expand(beam, self.batch, guided)
             pool = {n.point: n for n in (*beam, *children) if n.pending is None or n.pending}
             beam = sorted(pool.values(), key=lambda n: -n.objective)[: self.cfg.beam_width]
             if not children and not beam:
@@ -1342,6 +1356,8 @@ def _nulie(
     deadline = None if cfg.time_budget is None else start + cfg.time_budget
     rng = np.random.default_rng(cfg.seed)
     ops = nulie_transforms(cfg.hard)
+    if cfg.nulie_ops is not None:
+        ops = {op: spec for op, spec in ops.items() if op in cfg.nulie_ops}
     names = list(ops)
     n_try = cfg.nulie_n_try or (20 if cfg.hard else 10)
     unit = span / NULIE_SCORE_SPAN

@@ -128,7 +128,9 @@ def test_module_entry_point_runs(tmp_path):
     import subprocess
     import sys
 
-    done = subprocess.run([sys.executable, "-m", "lib_enhancer", "filters"], capture_output=True, text=True, cwd=REPO)
+    done = subprocess.run(
+        [sys.executable, "-m", "lib_enhancer", "filters"], capture_output=True, text=True, cwd=REPO
+    )
     assert done.returncode == 0 and "exposure" in done.stdout
 
 

@@ -105,6 +105,10 @@ def test_config_validation() -> None:
         SearchConfig(lock={"exposure": 5.0})
     with pytest.raises(ValueError, match="scales"):
         SearchConfig(scales=(0.0,))
+    with pytest.raises(ValueError, match="nulie_ops"):
+        SearchConfig(mode="nulie", nulie_ops=("invert",))  # a hard-set op without hard=True
+    with pytest.raises(ValueError, match="batch"):
+        SearchConfig(batch=0)
     with pytest.raises(ValueError, match="strength"):
         search(_preview(), TargetScorer(_preview()), SearchConfig(max_evals=5), strength=1.5)
     with pytest.raises(ValueError, match=r"shape \(1, 3, h, w\)"):
@@ -139,7 +143,9 @@ def test_budget_with_strength_reserves_the_final_evaluation(mode: str, natural: 
 def _half(params: dict[str, float]) -> dict[str, float]:
     from lib_enhancer.search import get_search_param
 
-    return {n: get_search_param(n).neutral + 0.5 * (v - get_search_param(n).neutral) for n, v in params.items()}
+    return {
+        n: get_search_param(n).neutral + 0.5 * (v - get_search_param(n).neutral) for n, v in params.items()
+    }
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -395,6 +401,12 @@ def test_nulie_result_replays(natural: nn.Module) -> None:
         apply_nulie_chain(preview, [("sepia", {})])
 
 
+def test_nulie_ops_subset(natural: nn.Module) -> None:
+    ops = ("adjust_brightness", "adjust_gamma")
+    result = search(_preview(), natural, SearchConfig(mode="nulie", max_evals=80, nulie_ops=ops))
+    assert result.chain and {op for op, _ in result.chain} <= set(ops)
+
+
 def test_nulie_darkness_penalty() -> None:
     preview = _preview(0.0)
     dark = TargetScorer(torch.zeros_like(preview))  # loves black images
@@ -428,7 +440,9 @@ def test_nulie_ops_match_torchvision() -> None:
     xq = u8.float() / 255
     torch.testing.assert_close(NULIE_OPS["equalize"](xq), tvf.equalize(u8).float() / 255)
     for bits in (1, 4, 7):
-        torch.testing.assert_close(NULIE_OPS["posterize"](xq, bits=bits), tvf.posterize(u8, bits).float() / 255)
+        torch.testing.assert_close(
+            NULIE_OPS["posterize"](xq, bits=bits), tvf.posterize(u8, bits).float() / 255
+        )
 
 
 def test_split_and_render() -> None:
