@@ -169,6 +169,8 @@ class SearchConfig:
             raise ValueError(f"scales must be fractions in (0, 1], got {self.scales}")
         if not 0.0 <= self.explore <= 1.0 or not 0.0 <= self.gradient_share <= 1.0:
             raise ValueError("explore and gradient_share must be in [0, 1]")
+        if self.mode == "nulie" and (self.active is not None or self.lock or self.init):
+            raise ValueError("nulie mode searches NUlIE's own ops: active, lock and init do not apply")
         if self.batch is not None and self.batch < 1:
             raise ValueError(f"batch must be >= 1 or None, got {self.batch}")
         if self.nulie_ops is not None:
@@ -1390,6 +1392,20 @@ def _nulie(
     objectives = [base_objective]
     raws = [score_before]
     best_node, best_objective, last_improvement = 0, base_objective, 0
+    history.append(
+        SearchStep(
+            step=0,
+            score=score_before,
+            best_score=score_before,
+            params={},
+            elapsed=time.perf_counter() - start,
+            evaluations=evals,
+            move="start",
+            objective=base_objective,
+        )
+    )
+    if callback is not None and callback(history[0]) is True:
+        cancelled = True
 
     def chain_of(node: int) -> list[tuple[str, dict[str, float]]]:
         out = []

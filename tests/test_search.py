@@ -109,6 +109,8 @@ def test_config_validation() -> None:
         SearchConfig(mode="nulie", nulie_ops=("invert",))  # a hard-set op without hard=True
     with pytest.raises(ValueError, match="batch"):
         SearchConfig(batch=0)
+    with pytest.raises(ValueError, match="do not apply"):
+        SearchConfig(mode="nulie", lock={"exposure": 0.5})
     with pytest.raises(ValueError, match="strength"):
         search(_preview(), TargetScorer(_preview()), SearchConfig(max_evals=5), strength=1.5)
     with pytest.raises(ValueError, match=r"shape \(1, 3, h, w\)"):
