@@ -303,15 +303,16 @@ def validate_params(values: dict[str, float], *, clamp: bool = False) -> dict[st
         KeyError: an unknown name.
         ValueError: a non-finite or out-of-range value (when ``clamp`` is false).
     """
-    out: dict[str, float] = {}
-    for name, value in values.items():
-        param = get_param(name)
-        v = float(value)
-        if not math.isfinite(v):
-            raise ValueError(f"parameter {name!r} must be finite, got {value!r}")
-        if not clamp and not (param.minimum - 1e-9 <= v <= param.maximum + 1e-9):
-            raise ValueError(
-                f"parameter {name!r}={v:g} is outside its range [{param.minimum:g}, {param.maximum:g}]"
-            )
-        out[name] = param.clamp(v)
-    return out
+    return {name: checked_value(get_param(name), value, clamp=clamp) for name, value in values.items()}
+
+
+def checked_value(param: Param, value: float, *, clamp: bool = False, kind: str = "parameter") -> float:
+    """One value checked against ``param``: finite, in range (or clamped when ``clamp``)."""
+    v = float(value)
+    if not math.isfinite(v):
+        raise ValueError(f"{kind} {param.name!r} must be finite, got {value!r}")
+    if not clamp and not (param.minimum - 1e-9 <= v <= param.maximum + 1e-9):
+        raise ValueError(
+            f"{kind} {param.name!r}={v:g} is outside its range [{param.minimum:g}, {param.maximum:g}]"
+        )
+    return param.clamp(v)

@@ -27,7 +27,7 @@ from typing import Any, cast
 import torch
 
 from lib_enhancer.filters.color import ParamLike, as_param, check_image, luminance
-from lib_enhancer.params import Param, Stage
+from lib_enhancer.params import Param, Stage, checked_value
 
 Tensor = torch.Tensor
 
@@ -154,19 +154,10 @@ def validate_creative(values: Mapping[str, float], *, clamp: bool = False) -> di
         KeyError: an unknown name.
         ValueError: a non-finite or out-of-range value (when ``clamp`` is false).
     """
-    out: dict[str, float] = {}
-    for name, value in values.items():
-        param = get_creative_param(name)
-        v = float(value)
-        if not math.isfinite(v):
-            raise ValueError(f"creative parameter {name!r} must be finite, got {value!r}")
-        if not clamp and not (param.minimum - 1e-9 <= v <= param.maximum + 1e-9):
-            raise ValueError(
-                f"creative parameter {name!r}={v:g} is outside its range "
-                f"[{param.minimum:g}, {param.maximum:g}]"
-            )
-        out[name] = param.clamp(v)
-    return out
+    return {
+        name: checked_value(get_creative_param(name), value, clamp=clamp, kind="creative parameter")
+        for name, value in values.items()
+    }
 
 
 # ---- the filters ---------------------------------------------------------------------------------
