@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import ast
 import csv
-import glob
 import json
 import math
 import os
@@ -54,10 +53,11 @@ from lib_enhancer.metrics import ciede2000, mean_delta_e00, psnr, rgb_to_lab, ss
 BENCH_DIR = Path(__file__).resolve().parent
 DEFAULT_OUT = BENCH_DIR / "out"
 DEFAULT_RESULTS = BENCH_DIR / "results" / "quality.md"
-MATE_NATURE = "/usr/share/backgrounds/mate/nature"
-SKIMAGE_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")  # real colour photographs only
-SKLEARN_PHOTOS = ("china.jpg", "flower.jpg")
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+BENCH_SOURCES = ("mate", "skimage", "sklearn")  # MATE nature photos, skimage.data, sklearn samples
+try:  # photos the shipped learned models never saw (they train on the rest of the offline set)
+    from lib_enhancer.learned.photos import HELD_OUT
+except ImportError:
+    HELD_OUT = ()
 PSNR_CAP = 100.0  # identical images have infinite PSNR; cap it when averaging
 
 # ================================================================================================
@@ -89,38 +89,15 @@ def _to_rgb_uint8(im: Image.Image) -> np.ndarray:
 
 
 def discover_photos(photos_dir: str | None = None) -> list[tuple[str, Callable[[], np.ndarray]]]:
-    """(name, loader) for every available photo; loaders return uint8 RGB at full size."""
-    found: list[tuple[str, Callable[[], np.ndarray]]] = []
+    """(name, loader) for every available photo; loaders return uint8 RGB at full size.
 
-    def file_loader(path: str) -> Callable[[], np.ndarray]:
-        return lambda: _to_rgb_uint8(Image.open(path))
+    The built-in set is lib_enhancer's offline photo list restricted to :data:`BENCH_SOURCES`.
+    """
+    from lib_enhancer.learned import photos
 
     if photos_dir:
-        for path in sorted(glob.glob(os.path.join(os.path.expanduser(photos_dir), "*"))):
-            if path.lower().endswith(IMAGE_EXTS):
-                found.append((Path(path).stem, file_loader(path)))
-        return found
-
-    for path in sorted(glob.glob(os.path.join(MATE_NATURE, "*.jpg"))):
-        found.append((f"mate/{Path(path).stem}", file_loader(path)))
-    try:
-        from skimage import data as skdata
-
-        for name in SKIMAGE_PHOTOS:
-            if hasattr(skdata, name):
-                found.append(
-                    (f"skimage/{name}", lambda name=name: np.ascontiguousarray(getattr(skdata, name)()))
-                )
-    except ImportError:
-        pass
-    try:
-        from sklearn.datasets import load_sample_image
-
-        for name in SKLEARN_PHOTOS:
-            found.append((f"sklearn/{Path(name).stem}", lambda name=name: load_sample_image(name)))
-    except ImportError:
-        pass
-    return found
+        return photos.folder_photos(photos_dir)
+    return [(n, f) for n, f in photos.builtin_photos() if n.split("/")[0] in BENCH_SOURCES]
 
 
 def load_photos(photos_dir: str | None, limit: int | None, megapixels: float | None) -> list[Photo]:
@@ -385,6 +362,10 @@ class Contender:
     kind: str = "classical"  # "baseline" | "classical" | "ours"
     check: Callable[[], str | None] = lambda: None  # -> reason it can't run, or None
     kwargs: dict[str, Any] = field(default_factory=dict)
+    only_photos: tuple[str, ...] = ()  # run on these photos only (learned modes: photos never trained on)
+
+    def runs_on(self, photo: str) -> bool:
+        return not self.only_photos or photo in self.only_photos
 
     def unavailable(self) -> str | None:
         try:
@@ -553,8 +534,36 @@ def build_contenders(ours_kwargs: dict[str, Any] | None = None) -> dict[str, Con
             check=_check_ours,
             kwargs=dict(ours_kwargs or {}),
         ),
+        *(
+            Contender(
+                name,
+                c_ours,
+                f"lib_enhancer.enhance(mode='{mode}'): {what}; held-out photos only",
+                kind="learned",
+                check=lambda mode=mode: _check_learned(mode),
+                kwargs={"mode": mode},
+                only_photos=HELD_OUT,
+            )
+            for name, mode, what in LEARNED_CONTENDERS
+        ),
     ]
     return {c.name: c for c in cs}
+
+
+LEARNED_CONTENDERS = (
+    ("predict", "predict", "shipped recipe predictor, one pass"),
+    ("histogram", "histogram", "shipped histogram network + IDT transport LUT, one pass"),
+)
+
+
+def _check_learned(mode: str) -> str | None:
+    reason = _check_ours()
+    if reason:
+        return reason
+    from lib_enhancer.learned import histogram, predictor
+
+    weights = predictor.DEFAULT_FILE if mode == "predict" else histogram.DEFAULT_FILE
+    return None if weights.is_file() else f"no shipped weights at {weights}"
 
 
 # ================================================================================================
@@ -656,6 +665,8 @@ def run_benchmark(
                 original_scores[case.photo] = _safe_score(score_fn, ref, notes)
             s_in = _safe_score(score_fn, degraded, notes)
             for c in contenders:
+                if not c.runs_on(photo.name):
+                    continue
                 t0 = time.perf_counter()
                 OURS_LAST.clear()
                 try:
@@ -909,6 +920,91 @@ def target_verdict(summaries: Sequence[Summary]) -> tuple[bool | None, list[str]
     return ok, [head, *lines]
 
 
+def learned_section(
+    rows: Sequence[Row], contenders: Sequence[Contender], learned: Sequence[Contender], scored: bool
+) -> list[str]:
+    """Every contender on the held-out photos only (those the learned models never saw) + verdict."""
+    learned_rows = [r for r in rows if r.contender in {c.name for c in learned}]
+    if not learned_rows:
+        return []
+    photos = sorted({r.photo for r in learned_rows})
+    subset = [r for r in rows if r.photo in photos]
+    everyone = [*contenders, *learned]
+    summaries = summarize(subset, everyone)
+    names = [c.name for c in everyone if any(r.contender == c.name for r in subset)]
+    _, verdict = learned_verdict(summaries)
+    return [
+        "## Learned modes (photos never used in training)",
+        "",
+        f"All contenders on the {len(photos)} held-out photos ({', '.join(photos)}); the learned "
+        "models were trained on the other photos of the offline set (see their model cards).",
+        "",
+        summary_table(summaries, scored),
+        "",
+        "PSNR (dB) per degradation type, held-out photos:",
+        "",
+        per_type_table(subset, names, "psnr", ".2f"),
+        "",
+        "Mean ΔE00 per degradation type, held-out photos:",
+        "",
+        per_type_table(subset, names, "de00", ".2f"),
+        "",
+        *verdict,
+        "",
+    ]
+
+
+def learned_verdict(summaries: Sequence[Summary]) -> tuple[bool | None, list[str]]:
+    """Each learned mode beats every classical contender on PSNR and ΔE00, at least matches the
+    gradient mode (``ours``), in ≤ 1/10 of its time — all on the held-out photos."""
+    by = {s.contender: s for s in summaries}
+    classical = [s for s in summaries if s.kind == "classical"]
+    gradient = by.get("ours")
+    learned = [s for s in summaries if s.kind == "learned"]
+    if not learned or not classical:
+        return None, []
+    best_p = max(classical, key=lambda s: s.psnr)
+    best_d = min(classical, key=lambda s: s.de00)
+    lines, all_ok = [], True
+    for s in learned:
+        checks = [
+            (
+                s.psnr > best_p.psnr,
+                f"PSNR {s.psnr:.2f} vs best classical {best_p.contender} {best_p.psnr:.2f}",
+            ),
+            (
+                s.de00 < best_d.de00,
+                f"ΔE00 {s.de00:.2f} vs best classical {best_d.contender} {best_d.de00:.2f}",
+            ),
+        ]
+        if gradient is not None:
+            checks += [
+                (
+                    s.psnr >= gradient.psnr and s.de00 <= gradient.de00,
+                    f"vs gradient mode PSNR {gradient.psnr:.2f} / ΔE00 {gradient.de00:.2f}",
+                ),
+                (
+                    s.seconds <= gradient.seconds / 10,
+                    f"time {s.seconds:.3f} s vs gradient {gradient.seconds:.2f} s (need ≤ 1/10)",
+                ),
+            ]
+        ok = all(c for c, _ in checks)
+        all_ok = all_ok and ok
+        lines.append(
+            f"- `{s.contender}` {'✅' if ok else '❌'}: "
+            + "; ".join(f"{t} {'✅' if c else '❌'}" for c, t in checks)
+        )
+    head = (
+        "LEARNED-MODE TARGET "
+        + ("HOLDS" if all_ok else "DOES NOT HOLD")
+        + (
+            ": each learned mode beats every classical contender on PSNR and ΔE00 and at least matches the "
+            "gradient mode, at ≤ 1/10 of its time (held-out photos)"
+        )
+    )
+    return all_ok, [head, *lines]
+
+
 def write_csv(rows: Sequence[Row], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     names = list(Row.__dataclass_fields__)
@@ -1006,6 +1102,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--photos", help="folder of photos to use instead of the built-in set")
     ap.add_argument("--limit", type=int, help="use at most N photos")
     ap.add_argument(
+        "--held-out",
+        action="store_true",
+        help="only the photos the learned models never saw (quick learned check)",
+    )
+    ap.add_argument(
         "--megapixels", type=float, default=1.0, help="downscale photos to about this size (default 1.0)"
     )
     ap.add_argument(
@@ -1076,6 +1177,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     t0 = time.perf_counter()
     photos = load_photos(args.photos, args.limit, args.megapixels)
+    if args.held_out:
+        photos = [p for p in photos if p.name in HELD_OUT]
     if not photos:
         raise SystemExit("no photos found (use --photos DIR)")
     cases = make_cases(len(photos), args.per_photo, args.seed)
@@ -1122,6 +1225,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def render_markdown(rows: Sequence[Row], contenders: Sequence[Contender], meta: dict[str, Any]) -> str:
     """The Markdown report: summary, per-type tables, scorer sanity, target verdict, contenders."""
+    learned = [c for c in contenders if c.kind == "learned"]
+    contenders = [c for c in contenders if c.kind != "learned"]
     summaries = summarize(rows, contenders)
     scored = any(r.score_output is not None for r in rows)
     names = [c.name for c in contenders]
@@ -1154,9 +1259,10 @@ def render_markdown(rows: Sequence[Row], contenders: Sequence[Contender], meta: 
         "",
         *verdict,
         "",
+        *learned_section(rows, contenders, learned, scored),
         "## Contenders",
         "",
-        *[f"- `{c.name}`: {c.description}" for c in contenders],
+        *[f"- `{c.name}`: {c.description}" for c in [*contenders, *learned]],
         *[f"- {s}" for s in meta.get("skipped", [])],
     ]
     if notes:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lib_enhancer.modes import LEARNED_MODES, MODES, SEARCH_MODES
 from lib_enhancer.optimize import OptimizeConfig, Step, default_active, optimize
 from lib_enhancer.recipe import Recipe
 from lib_enhancer.render import downscale, render, render_tensor
@@ -34,6 +35,7 @@ class Result:
     history: list[Step] = field(default_factory=list)
     identity: bool = False
     message: str = ""
+    lut: np.ndarray | None = None  # ``histogram`` mode: the exact edit (the recipe approximates it)
 
     @property
     def scores(self) -> dict[str, float]:
@@ -119,12 +121,15 @@ def _adapt_array(image: np.ndarray) -> _Adapted:
 
 
 # ---------------------------------------------------------------------------------------------
-# Scorers, cached per (name, device, options)
+# Scorers, cached per (name, device, options, files behind the scorer)
 # ---------------------------------------------------------------------------------------------
 
 
 @functools.lru_cache(maxsize=8)
-def _cached_scorer(name: str, device: str | None, options: tuple[tuple[str, Any], ...]) -> torch.nn.Module:
+def _cached_scorer(
+    name: str, device: str | None, options: tuple[tuple[str, Any], ...], token: tuple[Any, ...] = ()
+) -> torch.nn.Module:
+    """``token`` (:func:`~lib_enhancer.scorers.registry.scorer_cache_token`) only keys the cache."""
     from lib_enhancer.scorers import create_scorer
 
     return create_scorer(name, device=device, **dict(options))
@@ -133,10 +138,18 @@ def _cached_scorer(name: str, device: str | None, options: tuple[tuple[str, Any]
 def get_scorer(
     scorer: str | torch.nn.Module = DEFAULT_SCORER, device: str | torch.device | None = None, **options: Any
 ) -> torch.nn.Module:
-    """A scorer instance: pass-through for modules, cached registry construction for names."""
+    """A scorer instance: pass-through for modules, cached registry construction for names.
+
+    A scorer built from a file (``taste:<name>``) is rebuilt once that file changes (retrained).
+    """
     if isinstance(scorer, torch.nn.Module):
         return scorer
-    return _cached_scorer(scorer, str(device) if device is not None else None, tuple(sorted(options.items())))
+    from lib_enhancer.scorers.registry import scorer_cache_token
+
+    token = scorer_cache_token(scorer, options.get("cache_dir"))
+    return _cached_scorer(
+        scorer, str(device) if device is not None else None, tuple(sorted(options.items())), token
+    )
 
 
 def _preview(adapted: _Adapted, side: int, device: str | torch.device | None) -> torch.Tensor:
@@ -193,10 +206,6 @@ def _as_recipe(recipe: Recipe | Mapping[str, Any] | str) -> Recipe:
     return Recipe.from_dict(recipe)
 
 
-SEARCH_MODES = ("best-first", "beam", "hybrid", "hybrid-reverse")
-MODES = ("gradient", *SEARCH_MODES)
-
-
 def _search(
     preview: torch.Tensor,
     module: torch.nn.Module,
@@ -208,8 +217,10 @@ def _search(
 ) -> Any:
     if mode not in SEARCH_MODES:
         raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+    from lib_enhancer.params import CREATIVE_NAMES
     from lib_enhancer.search import SearchConfig, search
 
+    named = (*options["active"], *options["lock"], *options["init"])
     config = SearchConfig(
         mode=mode,
         max_evals=max_evals,
@@ -218,6 +229,7 @@ def _search(
         active=options["active"],
         lock=options["lock"],
         init=options["init"],
+        hard=any(n in CREATIVE_NAMES for n in named),  # creative edits only when asked for by name
     )
     return search(preview, module, config, strength=strength, callback=callback)
 
@@ -236,20 +248,24 @@ def enhance(
     l2: float | None = None,
     lock: Mapping[str, float] | None = None,
     active: tuple[str, ...] | None = None,
-    init: Recipe | Mapping[str, float] | None = None,
+    init: Recipe | Mapping[str, float] | str | None = None,
     preview_side: int | None = None,
     device: str | torch.device | None = None,
     callback: Callable[[Step], bool | None] | None = None,
     scorer_options: Mapping[str, Any] | None = None,
+    model: str | None = None,
 ) -> Result:
     """Enhance an image: optimise a recipe on a preview against ``scorer``, apply it at full size.
 
     Args:
         image: PIL image, ``(H, W, 3|4)`` array (uint8, uint16 or float) or float tensor.
         scorer: registry name (``natural`` needs no download) or a scorer module.
-        mode: ``gradient`` (the optimizer, default) or a search mode of :mod:`lib_enhancer.search`
+        mode: ``gradient`` (the optimizer, default), a search mode of :mod:`lib_enhancer.search`
             (``best-first``, ``beam``, ``hybrid``, ``hybrid-reverse``; ``nulie`` is a reference
-            re-implementation for benchmarks and is not offered here).
+            re-implementation for benchmarks and is not offered here), or a learned feed-forward
+            mode (``predict``: the recipe predictor; ``histogram``: the histogram network's LUT).
+            Learned modes run no scorer loop: the scorer only reports before/after, and the
+            never-worse fallback does not apply (the model, not the scorer, decides).
         steps, time_budget: budgets in optimizer steps and seconds.
         max_evals: budget in scored images for the search modes (default ``steps × restarts``).
         strength: blend of the found edit towards neutral, in [0, 1].
@@ -258,11 +274,13 @@ def enhance(
         l2: pull towards neutral (larger = more conservative edits); default from OptimizeConfig.
         lock: parameters held at fixed values.
         active: parameters the optimizer may change (default: all but sharpen).
-        init: warm start (a recipe or parameter mapping).
+        init: warm start (a recipe, a parameter mapping, or ``"predict"`` / ``"histogram"`` to
+            start from a learned mode's proposal).
         preview_side: long side of the optimisation preview (default 256 px; 160 px for scorers
             that judge image statistics only, such as ``natural``).
         device: where the scorer and the preview live (default CPU).
         callback: called with each :class:`~lib_enhancer.optimize.Step`; return True to cancel.
+        model: weights file for the learned modes (default: the shipped ones).
 
     Returns:
         A :class:`Result` whose ``image`` has the input's type; never worse than the input by the
@@ -276,7 +294,12 @@ def enhance(
             PREVIEW_SIDE_STATISTICS if info is not None and not info.judges_detail else PREVIEW_SIDE
         )
     preview = _preview(adapted, preview_side, device)
-    init_params = init.params if isinstance(init, Recipe) else dict(init or {})
+    if mode in LEARNED_MODES:
+        return _enhance_learned(image, adapted, preview, module, scorer, mode, strength, seed, lock, model)
+    if isinstance(init, str):
+        init_params = _learned_edit(init, preview, lock, model).params
+    else:
+        init_params = init.params if isinstance(init, Recipe) else dict(init or {})
     config_kwargs: dict[str, Any] = {
         "steps": steps,
         "time_budget": time_budget,
@@ -294,16 +317,12 @@ def enhance(
         run = _search(preview, module, mode, max_evals or steps * restarts, config_kwargs, strength, callback)
     from lib_enhancer.params import NEUTRAL
 
-    final = {n: NEUTRAL[n] + strength * (v - NEUTRAL[n]) for n, v in run.params.items()}
-    name = (
-        scorer
-        if isinstance(scorer, str)
-        else getattr(getattr(module, "info", None), "name", type(module).__name__)
-    )
+    found = {**run.params, **getattr(run, "creative", {})}  # a search keeps creative edits apart
+    final = {n: NEUTRAL[n] + strength * (v - NEUTRAL[n]) for n, v in found.items()}
     recipe = Recipe(
         final,
         {
-            "scorer": name,
+            "scorer": _scorer_name(scorer, module),
             "score_before": round(run.score_before, 4),
             "score_after": round(run.score_after, 4),
             "seed": seed,
@@ -319,3 +338,77 @@ def enhance(
     return Result(
         out_image, recipe, run.score_before, run.score_after, run.history, run.identity, run.message
     )
+
+
+def _learned_edit(
+    mode: str,
+    preview: torch.Tensor,
+    lock: Mapping[str, float] | None,
+    model: str | None,
+    strength: float = 1.0,
+) -> Any:
+    from lib_enhancer.learned import modes
+
+    if mode == "predict":
+        return modes.predict_edit(preview, model=model, lock=lock)
+    if mode == "histogram":
+        return modes.histogram_edit(preview, model=model, strength=strength)
+    raise ValueError(f"unknown learned mode {mode!r}; choose one of {', '.join(LEARNED_MODES)}")
+
+
+def _scorer_name(scorer: str | torch.nn.Module, module: torch.nn.Module) -> str:
+    if isinstance(scorer, str):
+        return scorer
+    return getattr(getattr(module, "info", None), "name", type(module).__name__)
+
+
+def _enhance_learned(
+    image: Any,
+    adapted: _Adapted,
+    preview: torch.Tensor,
+    module: torch.nn.Module,
+    scorer: str | torch.nn.Module,
+    mode: str,
+    strength: float,
+    seed: int,
+    lock: Mapping[str, float] | None,
+    model: str | None,
+) -> Result:
+    """One forward pass of a learned model on the preview, applied once at full resolution."""
+    import time
+
+    from lib_enhancer.learned.modes import apply_table
+    from lib_enhancer.lut import apply_lut_torch
+    from lib_enhancer.params import NEUTRAL
+
+    start = time.perf_counter()
+    edit = _learned_edit(mode, preview, lock, model, strength)
+    params = (
+        edit.params
+        if edit.lut is not None
+        else {n: NEUTRAL[n] + strength * (v - NEUTRAL[n]) for n, v in edit.params.items()}
+    )
+    with torch.no_grad():
+        before = float(module(preview).reshape(-1)[0])
+        if edit.lut is not None:
+            after_preview = apply_lut_torch(preview, edit.lut)
+        else:
+            after_preview = render_tensor(preview, Recipe(params))
+        after = float(module(after_preview).reshape(-1)[0])
+    info = {
+        "scorer": _scorer_name(scorer, module),
+        "score_before": round(before, 4),
+        "score_after": round(after, 4),
+    }
+    info.update({"seed": seed, "strength": strength, "mode": mode, **edit.info})
+    recipe = Recipe(params, info)
+    if edit.lut is None:
+        out_image = apply(recipe, image)
+    elif adapted.tensor is not None:
+        with torch.no_grad():
+            out_image = adapted.restore(apply_lut_torch(adapted.tensor, edit.lut))
+    else:
+        assert adapted.rgb is not None
+        out_image = adapted.restore(apply_table(adapted.rgb, edit.lut))
+    message = f"{mode}: one pass in {time.perf_counter() - start:.2f} s"
+    return Result(out_image, recipe, before, after, [], False, message, edit.lut)

@@ -13,6 +13,7 @@ import csv
 import glob
 import json
 import os
+import shlex
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lib_enhancer.modes import LEARNED_MODES, MODES
 from lib_enhancer.params import PARAMS, get_param
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp", ".gif"})
@@ -33,6 +35,8 @@ OUTPUT_FORMATS = {
     "webp": ".webp",
 }
 SIDECAR_SUFFIX = ".recipe.json"
+FULL_RESOLUTION = 1 << 16  # preview side that keeps any image at its native size
+CROP_MODES = ("cover", "five_crop", "pad", "center", "whole")
 
 
 class UsageError(Exception):
@@ -156,7 +160,23 @@ def _scorer_options(args: argparse.Namespace) -> dict[str, Any]:
         raise UsageError(
             "--text/--negative need the 'text' scorer, e.g. --scorer text or --scorer text:0.5,natural:0.5"
         )
+    if getattr(args, "crop_mode", None):
+        options["crop_mode"] = args.crop_mode
+        _check_crop_mode(args.scorer)
+    if getattr(args, "models_dir", None) is not None:  # every scorer factory takes cache_dir
+        options["cache_dir"] = str(args.models_dir)
     return options
+
+
+def _check_crop_mode(spec: str) -> None:
+    """``--crop-mode`` needs a scorer that takes crops (CLIP scorers, taste models)."""
+    from lib_enhancer.scorers.registry import is_ensemble_spec, parse_scorer_spec, scorer_accepts_option
+
+    names = [n for n, _ in parse_scorer_spec(spec)] if is_ensemble_spec(spec) else [spec]
+    if not any(scorer_accepts_option(n, "crop_mode") for n in names):
+        raise UsageError(
+            f"--crop-mode: scorer {spec!r} does not take crops (CLIP scorers and taste models do)"
+        )
 
 
 def _save_result(loaded: Any, rgb: Any, target: Path, recipe_json: str, args: argparse.Namespace) -> None:
@@ -230,9 +250,17 @@ def cmd_enhance(args: argparse.Namespace) -> int:
                 seed=args.seed,
                 lock=locks,
                 device=args.device,
+                init=args.init,
+                model=args.model,
             )
             recipe = result.recipe.with_info(source=path.name)
             _save_result(loaded, result.image, target, recipe.to_json(indent=None), args)
+            if result.lut is not None:  # histogram mode: the exact edit is the LUT; keep it beside
+                from lib_enhancer.lut import write_cube
+
+                write_cube(
+                    target.with_suffix(".cube"), result.lut, title=f"lib_enhancer histogram {path.name}"
+                )
         except Exception as exc:  # one bad file must not stop the batch
             outcomes.append(_report_error(path, exc))
             continue
@@ -263,7 +291,14 @@ def _load_recipe(source: str) -> Any:
 
 def cmd_apply(args: argparse.Namespace) -> int:
     from lib_enhancer.imageio import load_image
-    from lib_enhancer.render import render
+
+    if sum(x is not None for x in (args.recipe, args.model, args.lut)) != 1:
+        raise UsageError("give one of --recipe, --model or --lut")
+    if args.model is not None:
+        return cmd_apply_model(args)
+    if args.lut is not None:
+        return cmd_apply_lut(args)
+    from lib_enhancer.render import render  # torch is imported here, only for recipes
 
     recipe = _load_recipe(args.recipe)
     if args.strength is not None:
@@ -301,7 +336,8 @@ def cmd_score(args: argparse.Namespace) -> int:
     outcomes: list[Outcome] = []
     for path in _progress(files, not args.quiet and args.csv != "-"):
         try:
-            value = score(load_image(path).rgb, scorer, device=args.device)
+            side = FULL_RESOLUTION if args.crop_mode == "five_crop" else 512  # five crops at native size
+            value = score(load_image(path).rgb, scorer, device=args.device, preview_side=side)
         except Exception as exc:
             outcomes.append(_report_error(path, exc))
             continue
@@ -376,21 +412,188 @@ def _write_csv(target: str, rows: list[tuple[Path, float]], scorer: str) -> None
     _write_text_atomic(Path(target), buf.getvalue(), overwrite=True)
 
 
+def cmd_apply_lut(args: argparse.Namespace) -> int:
+    """``apply --lut look.cube``: a 3-D LUT on every image (numpy + Pillow only: no torch import).
+
+    ``--strength`` blends the LUT with the identity. Nothing is embedded and no sidecar is written
+    (a LUT is not a recipe).
+    """
+    import numpy as np
+
+    from lib_enhancer.imageio import load_image, save_image
+    from lib_enhancer.lut import apply_lut_array, identity_lattice, read_cube
+
+    try:
+        table = read_cube(args.lut)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"--lut {args.lut}: {exc}") from None
+    if args.strength is not None:
+        if not 0.0 <= args.strength <= 1.0:
+            raise UsageError(f"--strength must be in [0, 1], got {args.strength}")
+        ident = identity_lattice(table.shape[0]).astype(np.float32)
+        table = ident + np.float32(args.strength) * (table - ident)
+    files = expand_inputs(args.inputs, args.recursive)
+    if not files:
+        raise UsageError("no input images")
+    inputs = {p.resolve() for p in files}
+    outcomes: list[Outcome] = []
+    for path in _progress(files, not args.quiet):
+        try:
+            target = output_path(path, args.output, args.suffix, args.format)
+            _check_target(path, target, inputs, args.overwrite)
+            loaded = load_image(path)
+            out = apply_lut_array(loaded.rgb, table)
+            save_image(
+                target,
+                out,
+                alpha=loaded.alpha,
+                exif=loaded.exif,
+                icc_profile=loaded.icc_profile,
+                quality=args.quality,
+                overwrite=args.overwrite,
+            )
+        except Exception as exc:
+            outcomes.append(_report_error(path, exc))
+            continue
+        outcomes.append(Outcome(path, True, str(target)))
+    return _summary(outcomes, "apply")
+
+
+def cmd_apply_model(args: argparse.Namespace) -> int:
+    """``apply --model unpaired:NAME``: each image gets the recipe the model predicts for it."""
+    from lib_enhancer.imageio import load_image
+    from lib_enhancer.render import render
+    from lib_enhancer.unpaired import load_unpaired
+
+    kind, sep, name = args.model.partition(":")
+    if not sep or kind != "unpaired":
+        raise UsageError(f"--model {args.model!r}: expected unpaired:NAME (see 'train unpaired')")
+    model = load_unpaired(name, cache_dir=args.models_dir)
+    files = expand_inputs(args.inputs, args.recursive)
+    if not files:
+        raise UsageError("no input images")
+    inputs = {p.resolve() for p in files}
+    outcomes: list[Outcome] = []
+    for path in _progress(files, not args.quiet):
+        try:
+            target = output_path(path, args.output, args.suffix, args.format)
+            _check_target(path, target, inputs, args.overwrite)
+            loaded = load_image(path)
+            recipe = model.predict_recipe(loaded.rgb)
+            if args.strength is not None:
+                recipe = recipe.with_strength(args.strength)
+            out = render(loaded.rgb, recipe)
+            _save_result(loaded, out, target, recipe.with_info(source=path.name).to_json(indent=None), args)
+        except Exception as exc:
+            outcomes.append(_report_error(path, exc))
+            continue
+        outcomes.append(Outcome(path, True, str(target)))
+    return _summary(outcomes, "apply")
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from lib_enhancer.compare import write_comparison
+
+    for item in (args.a, args.b):
+        if not Path(item).is_file():
+            raise UsageError(f"{item}: no such file")
+    try:
+        comparison, written = write_comparison(
+            args.a,
+            args.b,
+            args.output,
+            threshold=args.threshold,
+            max_side=args.max_side or None,
+            resize=args.resize,
+            overwrite=args.overwrite,
+        )
+    except (ValueError, FileExistsError) as exc:
+        raise UsageError(str(exc)) from None
+    if args.json:
+        print(json.dumps(comparison.stats(args.threshold)))
+    else:
+        note = (
+            ""
+            if comparison.size == comparison.original_size
+            else f" (at {comparison.size[0]}x{comparison.size[1]})"
+        )
+        print(f"{comparison.summary()}{note}")
+        print(f"SSIM < {args.threshold:g}: {100 * comparison.below(args.threshold):.1f}% of pixels")
+        for key, path in written.items():
+            print(f"  {key:11s} {path}")
+    return 0
+
+
+def cmd_train_taste(args: argparse.Namespace) -> int:
+    from lib_enhancer.taste import run_train_command
+
+    if not args.add and (not args.ok or not args.nok):
+        raise UsageError("train taste needs --ok DIR and --nok DIR (or --add to extend an existing model)")
+    try:
+        return run_train_command(args)
+    except (ValueError, FileNotFoundError) as exc:
+        raise UsageError(str(exc)) from None
+
+
+def cmd_train_unpaired(args: argparse.Namespace) -> int:
+    from lib_enhancer.unpaired import run_train_command
+
+    try:
+        return run_train_command(args)
+    except (ValueError, FileNotFoundError) as exc:
+        raise UsageError(str(exc)) from None
+
+
+def cmd_train_learned(args: argparse.Namespace) -> int:
+    """``train recipe|histogram``: the learned modes' models, from photos (default: the offline set)."""
+    from lib_enhancer.learned import photos
+    from lib_enhancer.learned.train import TrainConfig, train
+
+    if args.photos:
+        sources = [s for folder in args.photos for s in photos.folder_photos(folder, args.recursive)]
+        val = [s for folder in args.val_photos or [] for s in photos.folder_photos(folder, args.recursive)]
+    else:  # the built-in set, minus the benchmark's held-out photos and the validation photos
+        everything = photos.builtin_photos()
+        sources = photos.select(everything, exclude=(*photos.HELD_OUT, *photos.VALIDATION))
+        val = photos.select(everything, only=photos.VALIDATION)
+        if args.val_photos:
+            val = [s for folder in args.val_photos for s in photos.folder_photos(folder, args.recursive)]
+    sources = photos.select(sources, exclude=args.exclude)
+    if not sources:
+        raise UsageError("no training photos found (give --photos DIR, or install mate-backgrounds)")
+    config = TrainConfig(
+        kind=args.kind,
+        out_dir=str(args.out),
+        steps=args.steps,
+        batch=args.batch,
+        lr=args.lr,
+        seed=args.seed,
+        threads=args.threads,
+        time_budget=args.time,
+    )
+    command = "python -m lib_enhancer " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    card = train(config, sources, val, resume=not args.no_resume, command=command, progress=not args.quiet)
+    print(json.dumps({"validation": card["validation"], "minutes": card["train_minutes"]}))
+    return 0
+
+
 def cmd_export_lut(args: argparse.Namespace) -> int:
-    from lib_enhancer.lut import build_lut, write_cube
+    from lib_enhancer.lut import recipe_lut, write_cube
 
     recipe = _load_recipe(args.recipe)
-    glob_params = recipe.stage_params("global")
-    local = sorted(set(recipe.params) - set(glob_params))
+    if not 2 <= args.size <= 65:
+        raise UsageError(f"--size must be in [2, 65], got {args.size}")
+    table, local = recipe_lut(recipe.params, args.size)
     if local:
         print(
-            f"note: local filters are not expressible as a LUT and were left out: {', '.join(local)}",
+            "note: local filters and the vignette are not expressible as a LUT and were left out: "
+            + ", ".join(local),
             file=sys.stderr,
         )
     target = Path(args.output)
     if target.exists() and not args.overwrite:
         raise UsageError(f"{target} exists (use --overwrite)")
-    write_cube(target, build_lut(glob_params, args.size), title=f"lib_enhancer {Path(args.recipe).name}")
+    write_cube(target, table, title=f"lib_enhancer {Path(args.recipe).name}")
     print(f"wrote {target} ({args.size}^3)", file=sys.stderr)
     return 0
 
@@ -399,9 +602,9 @@ def cmd_filters(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([p.__dict__ for p in PARAMS], indent=2))
         return 0
-    print(f"{'name':12s} {'stage':6s} {'neutral':>8s} {'min':>7s} {'max':>7s}  help")
+    print(f"{'name':12s} {'stage':8s} {'neutral':>8s} {'min':>7s} {'max':>7s}  help")
     for p in PARAMS:
-        print(f"{p.name:12s} {p.stage:6s} {p.neutral:8g} {p.minimum:7g} {p.maximum:7g}  {p.help}")
+        print(f"{p.name:12s} {p.stage:8s} {p.neutral:8g} {p.minimum:7g} {p.maximum:7g}  {p.help}")
     return 0
 
 
@@ -456,8 +659,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--mode",
         default="gradient",
-        choices=("gradient", "best-first", "beam", "hybrid", "hybrid-reverse"),
-        help="gradient optimizer (default) or a search mode",
+        choices=MODES,
+        help="gradient optimizer (default), a search mode, or a learned one-pass mode (predict, histogram)",
+    )
+    p.add_argument(
+        "--init",
+        choices=LEARNED_MODES,
+        default=None,
+        help="warm-start the gradient/search modes from a learned mode's proposal",
+    )
+    p.add_argument(
+        "--model",
+        default=None,
+        metavar="FILE",
+        help="weights for the learned modes (default: the shipped ones)",
     )
     p.add_argument("--steps", type=int, default=40, help="optimizer steps (default: 40)")
     p.add_argument("--max-evals", type=int, default=None, help="search budget in scored images")
@@ -467,11 +682,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lock", action="append", metavar="NAME=VALUE", help="hold a filter parameter fixed")
     p.add_argument("--device", default=None, help="torch device for the scorer (default: cpu)")
     _add_text_options(p)
+    _add_crop_option(p)
+    _add_scorer_models_dir(p)
     p.set_defaults(func=cmd_enhance)
 
     p = sub.add_parser("apply", help="apply a recipe (.json, or an image carrying one) to images")
     _add_output_options(p)
-    p.add_argument("--recipe", required=True, help="recipe .json or an enhanced image")
+    p.add_argument("--recipe", default=None, help="recipe .json or an enhanced image")
+    p.add_argument(
+        "--model",
+        default=None,
+        metavar="unpaired:NAME",
+        help="predict each image's recipe with a trained model",
+    )
+    p.add_argument(
+        "--models-dir", type=Path, default=None, help="model cache (default: $LIB_ENHANCER_MODELS)"
+    )
+    p.add_argument(
+        "--lut", type=Path, default=None, metavar="CUBE", help="apply a .cube 3-D LUT instead of a recipe"
+    )
     p.add_argument("--strength", type=float, default=None, help="blend the recipe towards neutral, 0..1")
     p.set_defaults(func=cmd_apply)
 
@@ -488,6 +717,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--move-to", type=Path, default=None, metavar="DIR", help="move files below --threshold here"
     )
     _add_text_options(p)
+    _add_crop_option(p)
+    _add_scorer_models_dir(p)
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=cmd_score)
 
@@ -505,8 +736,131 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("scorers", help="list scorers")
     p.set_defaults(func=cmd_scorers)
 
+    _add_compare_parser(sub)
+    _add_train_parser(sub)
     _add_models_parser(sub)
     return parser
+
+
+def _add_crop_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--crop-mode",
+        choices=CROP_MODES,
+        default=None,
+        help="how neural/taste scorers see the image: cover (default), five_crop (corners + centre at "
+        "native resolution: high-res scoring), pad, center; built-in taste models: whole or five_crop",
+    )
+
+
+def _add_scorer_models_dir(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--models-dir",
+        type=Path,
+        default=None,
+        help="model cache for the scorer's weights and taste:NAME models (default: $LIB_ENHANCER_MODELS)",
+    )
+
+
+def _add_compare_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "compare", help="difference, SSIM, thresholded-SSIM, ΔE00 and haze maps of two images; PSNR/SSIM/ΔE00"
+    )
+    p.add_argument("a", help="reference image (e.g. the original)")
+    p.add_argument("b", help="image to compare with it (e.g. the enhanced one)")
+    p.add_argument("-o", "--output", type=Path, required=True, help="folder for the maps and stats.json")
+    p.add_argument("--threshold", type=float, default=0.9, help="SSIM threshold of the ssim_below map")
+    p.add_argument("--max-side", type=int, default=2048, help="compute at most at this long side (0 = full)")
+    p.add_argument("--resize", action="store_true", help="resample B to A's size when they differ")
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the statistics as JSON")
+    p.set_defaults(func=cmd_compare)
+
+
+def _add_train_parser(sub: Any) -> None:
+    """``train KIND ...``: one sub-command per kind of model (each kind adds its own parser here)."""
+    p = sub.add_parser("train", help="train your own models from folders of images")
+    kinds = p.add_subparsers(dest="kind", required=True, metavar="KIND")
+    _add_train_taste_parser(kinds)
+    _add_train_unpaired_parser(kinds)
+    for kind, what in (
+        ("recipe", "recipe predictor (the 'predict' mode): thumbnail -> recipe, trained through the filters"),
+        ("histogram", "histogram network (the 'histogram' mode): RGB histogram -> good histogram -> LUT"),
+    ):
+        _add_train_learned_parser(kinds, kind, what)
+
+
+def _add_train_learned_parser(kinds: Any, kind: str, what: str) -> None:
+    p = kinds.add_parser(kind, help=f"{what}; learns from synthetic degradations of your photos")
+    p.add_argument(
+        "--photos",
+        action="append",
+        metavar="DIR",
+        help="folder of good photos to learn from (repeatable; default: the built-in offline set)",
+    )
+    p.add_argument("--val-photos", action="append", metavar="DIR", help="folder of validation photos")
+    p.add_argument("--exclude", action="append", default=[], metavar="NAME", help="leave a photo out by name")
+    p.add_argument("-o", "--out", type=Path, required=True, help="output folder (weights, card, curve)")
+    p.add_argument("--steps", type=int, default=3000, help="training steps (default: 3000)")
+    p.add_argument(
+        "--time", type=float, default=None, help="stop (checkpoint + export) after this many seconds"
+    )
+    p.add_argument("--batch", type=int, default=32, help="samples per step (default: 32)")
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("--no-resume", action="store_true", help="start over even if a checkpoint exists")
+    p.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=cmd_train_learned)
+
+
+def _add_train_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--name", required=True, help="model name (letters, digits, _ . -)")
+    p.add_argument(
+        "--models-dir", type=Path, default=None, help="model cache (default: $LIB_ENHANCER_MODELS)"
+    )
+    p.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default=None, help="torch device (default: cpu)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("-q", "--quiet", action="store_true")
+
+
+def _add_train_taste_parser(kinds: Any) -> None:
+    p = kinds.add_parser(
+        "taste", help="personal taste scorer taste:NAME from a folder of images you like and one you don't"
+    )
+    p.add_argument("--ok", action="append", metavar="DIR", help="images you like (repeatable)")
+    p.add_argument("--nok", action="append", metavar="DIR", help="images you don't like (repeatable)")
+    _add_train_common(p)
+    p.add_argument(
+        "--backbone",
+        default="auto",
+        help="auto (CLIP if its weights are on disk, else built-in features), builtin, ViT-B-32, ViT-L-14, ViT-B-16",
+    )
+    p.add_argument("--head", choices=("logistic", "mlp"), default="logistic")
+    p.add_argument(
+        "--crop-mode", choices=CROP_MODES, default=None, help="builtin: whole|five_crop; CLIP: cover|..."
+    )
+    p.add_argument("--folds", type=int, default=5, help="cross-validation folds (default: 5)")
+    p.add_argument("--add", action="store_true", help="keep the existing model's images and add these")
+    p.set_defaults(func=cmd_train_taste)
+
+
+def _add_train_unpaired_parser(kinds: Any) -> None:
+    p = kinds.add_parser(
+        "unpaired",
+        help="learn to make --source photos look like --target photos (unpaired, WESPE-style, parametric)",
+    )
+    p.add_argument("--source", action="append", required=True, metavar="DIR", help="photos to improve")
+    p.add_argument("--target", action="append", required=True, metavar="DIR", help="photos to look like")
+    _add_train_common(p)
+    p.add_argument("--steps", type=int, default=None, help="training steps (default: 800)")
+    p.add_argument("--time", type=float, default=None, help="stop after this many seconds")
+    p.add_argument("--batch", type=int, default=None, help="crops per batch (default: 12)")
+    p.add_argument("--holdout", type=int, default=None, help="source images held out for evaluation")
+    p.add_argument("--curves", type=Path, default=None, help="write loss curves (PNG) here")
+    p.set_defaults(func=cmd_train_unpaired)
 
 
 def _add_models_parser(sub: Any) -> None:
@@ -527,6 +881,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyError as exc:  # unknown scorer / parameter names
         print(f"error: {exc.args[0] if exc.args else exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:  # options refused while setting up (e.g. a crop mode a taste model lacks)
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

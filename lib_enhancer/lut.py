@@ -2,19 +2,25 @@
 
 The table is ``(N, N, N, 3)`` float32 indexed ``[b, g, r]`` — red varies fastest in memory, the order
 of both PIL's ``Color3DLUT`` and the Adobe/Resolve ``.cube`` format.
+
+Reading, writing and applying a table to 8-bit pixels need only numpy and Pillow: torch (and the
+filters) are imported by the functions that evaluate the filter chain or work on tensors, so that
+``lib-enhancer apply --lut look.cube`` starts without paying for torch.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
-from lib_enhancer.filters.pipeline import apply_filters
+from lib_enhancer.params import PARAMS_BY_NAME, SPATIAL_CREATIVE, Stage
+
+if TYPE_CHECKING:
+    import torch
 
 DEFAULT_LUT_SIZE = 65  # PIL's maximum; trilinear error at this spacing is far below 1/255
 
@@ -26,20 +32,45 @@ def identity_lattice(size: int) -> np.ndarray:
     return np.stack([r, g, b], axis=-1)
 
 
-def build_lut(global_params: Mapping[str, float], size: int = DEFAULT_LUT_SIZE) -> np.ndarray:
-    """Evaluate the global filter chain on the identity lattice.
+def build_lut(
+    global_params: Mapping[str, float],
+    size: int = DEFAULT_LUT_SIZE,
+    stages: Iterable[Stage] = ("global",),
+) -> np.ndarray:
+    """Evaluate the global filter chain (or other per-pixel ``stages``) on the identity lattice.
 
     The values are *not* clamped: interpolating the smooth unclamped chain and clamping afterwards
     (both appliers below do) avoids the interpolation error of a clamp kink inside a lattice cell.
+    ``stages`` may add ``creative`` (its per-pixel colour filters: everything but ``vignette``).
     Returns a float32 ``(size, size, size, 3)`` table indexed ``[b, g, r]``.
     """
+    import torch
+
+    from lib_enhancer.filters.pipeline import apply_filters
+
     if not 2 <= size <= 65:
         raise ValueError(f"LUT size must be in [2, 65], got {size}")
     lattice = identity_lattice(size).reshape(-1, 3)
     image = torch.from_numpy(lattice.T.copy()).reshape(3, -1, 1)  # float64, one column of colours
     with torch.no_grad():
-        out = apply_filters(image, dict(global_params), stages=("global",), clamp=False)
+        out = apply_filters(image, dict(global_params), stages=tuple(stages), clamp=False)
     return out.reshape(3, -1).T.reshape(size, size, size, 3).to(torch.float32).numpy()
+
+
+def recipe_lut(params: Mapping[str, float], size: int = DEFAULT_LUT_SIZE) -> tuple[np.ndarray, list[str]]:
+    """The per-pixel colour part of a recipe's parameters as one LUT, and the names left out.
+
+    That is the global stage followed by the creative colour filters; the local filters (dehaze,
+    detail, local tone, sharpen) and the spatial ``vignette`` can't be expressed as a LUT.
+    """
+    colour = {
+        n: v
+        for n, v in params.items()
+        if PARAMS_BY_NAME[n].stage == "global"
+        or (PARAMS_BY_NAME[n].stage == "creative" and n != SPATIAL_CREATIVE)
+    }
+    left_out = [n for n in params if n not in colour]
+    return build_lut(colour, size, ("global", "creative")), left_out
 
 
 def probe_colours(count: int = 4096, seed: int = 0) -> np.ndarray:
@@ -56,9 +87,12 @@ def probe_colours(count: int = 4096, seed: int = 0) -> np.ndarray:
 
 
 def lut_max_error(
-    table: np.ndarray, global_params: Mapping[str, float], extra_colours: np.ndarray | None = None
+    table: np.ndarray,
+    global_params: Mapping[str, float],
+    extra_colours: np.ndarray | None = None,
+    stages: Iterable[Stage] = ("global",),
 ) -> float:
-    """Largest difference between the LUT and the exact chain (0..1 units).
+    """Largest difference between the LUT and the exact chain of ``stages`` (0..1 units).
 
     Measured on :func:`probe_colours` plus ``extra_colours`` (``(N, 3)`` uint8, e.g. a sample of the
     image's own pixels).
@@ -67,9 +101,13 @@ def lut_max_error(
     if extra_colours is not None and len(extra_colours):
         colours = np.concatenate([colours, extra_colours.reshape(-1, 3).astype(np.uint8)])
     via_lut = apply_lut_pil(colours.reshape(1, -1, 3), table).reshape(-1, 3).astype(np.float64)
+    import torch
+
+    from lib_enhancer.filters.pipeline import apply_filters
+
     exact = torch.from_numpy(colours.T.astype(np.float64) / 255.0).reshape(3, -1, 1)
     with torch.no_grad():
-        direct = apply_filters(exact, dict(global_params), stages=("global",)).reshape(3, -1).T.numpy()
+        direct = apply_filters(exact, dict(global_params), stages=tuple(stages)).reshape(3, -1).T.numpy()
     return float(np.abs(via_lut / 255.0 - np.round(direct * 255.0) / 255.0).max())
 
 
@@ -82,8 +120,47 @@ def apply_lut_pil(rgb8: np.ndarray, table: np.ndarray) -> np.ndarray:
     return np.asarray(Image.fromarray(rgb8, "RGB").filter(lut))
 
 
+def apply_lut_array(rgb: np.ndarray, table: np.ndarray, *, threads: int = 2) -> np.ndarray:
+    """Apply a LUT to an ``(H, W, 3)`` uint8/uint16 array at full resolution (new array).
+
+    8-bit: PIL's ``Color3DLUT`` strip by strip on ``threads`` threads (PIL releases the GIL), no
+    float copy. 16-bit: the torch trilinear lookup, strip by strip.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"image array must be (H, W, 3) uint8 or uint16, got {rgb.shape} {rgb.dtype}")
+    height, width = rgb.shape[:2]
+    out = np.empty_like(rgb)
+    rows = max(1, (1 << 21) // width)
+
+    def run(y0: int) -> None:
+        part = rgb[y0 : y0 + rows]
+        if rgb.dtype == np.uint8:
+            out[y0 : y0 + rows] = apply_lut_pil(part, table)
+            return
+        import torch
+
+        x = torch.from_numpy(part.astype(np.float32) / 65535.0).permute(2, 0, 1)
+        with torch.no_grad():
+            y = apply_lut_torch(x, table).permute(1, 2, 0).mul_(65535.0).round_()
+        out[y0 : y0 + rows] = y.numpy().astype(np.uint16)
+
+    starts = range(0, height, rows)
+    if threads > 1 and len(starts) > 1:
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(run, starts))
+    else:
+        for y0 in starts:
+            run(y0)
+    return out
+
+
 def apply_lut_torch(rgb: torch.Tensor, table: np.ndarray | torch.Tensor) -> torch.Tensor:
     """Trilinear LUT on a float ``(*, 3, H, W)`` tensor in [0, 1] (any bit depth; differentiable in rgb)."""
+    import torch
+    import torch.nn.functional as F
+
     lut = torch.as_tensor(table, dtype=rgb.dtype, device=rgb.device)  # (B, G, R, 3)
     volume = lut.permute(3, 0, 1, 2).unsqueeze(0)  # (1, 3, D=b, H=g, W=r)
     lead = rgb.shape[:-3]

@@ -18,13 +18,13 @@ from typing import Any
 import torch
 
 from lib_enhancer.filters.pipeline import HAZE_KEY, apply_filters, haze_of
-from lib_enhancer.params import NEUTRAL, PARAM_NAMES, PARAMS_BY_NAME, get_param, validate_params
+from lib_enhancer.params import CORE_NAMES, NEUTRAL, PARAMS_BY_NAME, get_param, validate_params
 
 Tensor = torch.Tensor
 
 #: Parameters optimised by default: everything but sharpening (no scorer should be trusted to judge
-#: acutance on a small preview).
-DEFAULT_ACTIVE: tuple[str, ...] = tuple(n for n in PARAM_NAMES if n != "sharpen")
+#: acutance on a small preview) and the creative edits (they change the look; only by request).
+DEFAULT_ACTIVE: tuple[str, ...] = tuple(n for n in CORE_NAMES if n != "sharpen")
 DETAIL_PARAMS: frozenset[str] = frozenset({"detail", "local_tone", "sharpen"})
 
 
@@ -123,6 +123,61 @@ def blend(params: Mapping[str, float], strength: float) -> dict[str, float]:
     return {n: NEUTRAL[n] + strength * (v - NEUTRAL[n]) for n, v in params.items()}
 
 
+def as_preview(preview: Tensor) -> Tensor:
+    """``preview`` as a float ``(1, 3, h, w)`` tensor (a ``(3, h, w)`` one gets its batch axis)."""
+    if not isinstance(preview, torch.Tensor):
+        raise TypeError(f"preview must be a torch.Tensor, got {type(preview).__name__}")
+    if preview.dim() == 3:
+        preview = preview.unsqueeze(0)
+    if preview.dim() != 4 or preview.shape[0] != 1 or preview.shape[1] != 3:
+        raise ValueError(f"preview must have shape (1, 3, h, w), got {tuple(preview.shape)}")
+    if not preview.is_floating_point():
+        raise TypeError(f"preview must be a floating point tensor, got {preview.dtype}")
+    return preview
+
+
+@dataclass(frozen=True)
+class RunSetup:
+    """What every engine (:func:`optimize`, :func:`lib_enhancer.search.search`) sets up first."""
+
+    preview: Tensor  # (1, 3, h, w)
+    sign: float  # +1 when the scorer's higher is better, else -1: objective = sign * score
+    span: float  # width of the scorer's score range (1 when unknown)
+    locked: dict[str, float]  # validated locks, applied to every candidate
+    names: tuple[str, ...]  # the parameters that move: ``active`` minus the locked ones
+
+
+def setup_run(
+    preview: Tensor,
+    scorer: torch.nn.Module,
+    active: Sequence[str],
+    lock: Mapping[str, float],
+    *,
+    gradients: str | None = None,
+) -> RunSetup:
+    """The preamble shared by the engines: check the preview, read the scorer's direction and range,
+    refuse a non-differentiable scorer when ``gradients`` (the name of what needs them) is given, hand
+    the preview to the scorer as its reference (``fidelity``), validate the locks, list what moves.
+
+    Raises:
+        TypeError, ValueError: a bad preview, a non-differentiable scorer where gradients are
+            needed, an out-of-range lock.
+        KeyError: an unknown parameter name (with suggestions).
+    """
+    preview = as_preview(preview)
+    info = getattr(scorer, "info", None)
+    if gradients is not None and info is not None and not info.differentiable:
+        raise ValueError(f"scorer {info.name!r} is not differentiable; {gradients}")
+    for name in active:
+        get_param(name)
+    locked = validate_params(dict(lock))
+    if hasattr(scorer, "set_reference"):
+        scorer.set_reference(preview)
+    sign = -1.0 if info is not None and not info.higher_is_better else 1.0
+    names = tuple(dict.fromkeys(n for n in active if n not in locked))
+    return RunSetup(preview, sign, score_span(scorer), locked, names)
+
+
 def optimize(
     preview: Tensor,
     scorer: torch.nn.Module,
@@ -144,17 +199,15 @@ def optimize(
         The best parameters found (never scoring below the input) and the run's history.
     """
     cfg = config or OptimizeConfig()
-    if preview.dim() == 3:
-        preview = preview.unsqueeze(0)
-    info = getattr(scorer, "info", None)
-    sign = -1.0 if info is not None and not info.higher_is_better else 1.0
-    if info is not None and not info.differentiable:
-        raise ValueError(f"scorer {info.name!r} is not differentiable; use a search mode instead")
-    if hasattr(scorer, "set_reference"):
-        scorer.set_reference(preview)
+    setup = setup_run(preview, scorer, cfg.active, cfg.lock, gradients="use a search mode instead")
+    preview, sign, span, locked, names = (
+        setup.preview,
+        setup.sign,
+        setup.span,
+        setup.locked,
+        list(setup.names),
+    )
     dtype = preview.dtype
-    locked = validate_params(dict(cfg.lock))
-    names = [n for n in cfg.active if n not in locked]
     start = time.perf_counter()
     with torch.no_grad():
         base = apply_filters(preview, locked) if locked else preview
@@ -162,7 +215,6 @@ def optimize(
         base_objective = float(_score(scorer, base, sign)[0])
     evaluations = 2
     history: list[Step] = []
-    span = _score_span(scorer)
     best = {"objective": base_objective / span, "z": None, "score": base_objective * sign}
 
     if names and cfg.steps > 0:
@@ -241,7 +293,8 @@ def optimize(
     return OptimizeResult(found, score_before, score_after, history, False, message, evaluations)
 
 
-def _score_span(scorer: torch.nn.Module) -> float:
+def score_span(scorer: torch.nn.Module) -> float:
+    """Width of the scorer's declared score range (1 when unknown)."""
     info = getattr(scorer, "info", None)
     if info is None:
         return 1.0
@@ -301,7 +354,7 @@ def _prune(
         return found, 0
     chunk = max(cfg.restarts, 4)
     candidates = [found] + [{k: v for k, v in found.items() if k != n} for n in free]
-    values = _objective(preview, scorer, sign, candidates, cfg.l2, chunk, _score_span(scorer))
+    values = _objective(preview, scorer, sign, candidates, cfg.l2, chunk, score_span(scorer))
     evaluations = len(candidates)
     base = values[0]
     losses = {n: base - v for n, v in zip(free, values[1:], strict=True)}
@@ -309,17 +362,14 @@ def _prune(
     if not cheap:
         return found, evaluations
     together = {k: v for k, v in found.items() if k not in cheap}
-    if (
-        base - _objective(preview, scorer, sign, [together], cfg.l2, chunk, _score_span(scorer))[0]
-        < tolerance
-    ):
+    if base - _objective(preview, scorer, sign, [together], cfg.l2, chunk, score_span(scorer))[0] < tolerance:
         return together, evaluations + 1
     current = dict(found)
     for name in cheap:
         trial = {k: v for k, v in current.items() if k != name}
         evaluations += 1
         if (
-            base - _objective(preview, scorer, sign, [trial], cfg.l2, chunk, _score_span(scorer))[0]
+            base - _objective(preview, scorer, sign, [trial], cfg.l2, chunk, score_span(scorer))[0]
             < tolerance
         ):
             current = trial

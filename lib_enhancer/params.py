@@ -10,6 +10,11 @@ Stages decide how a recipe is applied at full resolution:
 * ``pre``   — local filters applied before the colour transform (dehaze).
 * ``global`` — per-pixel colour filters; the whole chain folds into one 3-D LUT.
 * ``post``  — local filters applied after the colour transform (detail, sharpening).
+* ``creative`` — the "hard set": edits that **change the look** (hue rotation, channel mixing,
+  black & white, split toning, strong curve, solarize, posterize, invert, vignette). Applied last,
+  to the finished [0, 1] photo. Neutral (off) by default: the optimizer never moves them unless
+  asked to by name, and a search only when ``hard=True``. All but ``vignette`` are per-pixel colour
+  (they fold into a LUT); ``vignette`` is spatial and always applied last.
 """
 
 from __future__ import annotations
@@ -18,7 +23,13 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-Stage = Literal["pre", "global", "post"]
+Stage = Literal["pre", "global", "post", "creative"]
+
+#: Prefix of every creative parameter's help (and the UI group title): these edits change the look.
+LOOK = "Changes the look: "
+CREATIVE_GROUP = "creative"
+#: The one creative filter that is spatial (not a per-pixel colour map); it is the table's last row.
+SPATIAL_CREATIVE = "vignette"
 
 
 @dataclass(frozen=True)
@@ -268,11 +279,119 @@ PARAMS: tuple[Param, ...] = (
         "local",
         "Unsharp-mask sharpening with a radius relative to the image size.",
     ),
+    # ---- creative: the "hard set", changes the look; applied last, off by default ------------
+    Param(
+        "hue",
+        "Hue rotation",
+        0.0,
+        -0.5,
+        0.5,
+        0.01,
+        "creative",
+        CREATIVE_GROUP,
+        LOOK + "rotates every hue around the colour wheel, in turns (+1/3 turns red into green).",
+    ),
+    Param(
+        "channel_mix",
+        "Channel mix",
+        0.0,
+        -1.0,
+        1.0,
+        0.01,
+        "creative",
+        CREATIVE_GROUP,
+        LOOK + "mixes each RGB channel with its neighbour (+1: R<-G, G<-B, B<-R; -1 the other way).",
+    ),
+    Param(
+        "black_white",
+        "Black & white",
+        0.0,
+        0.0,
+        1.0,
+        0.01,
+        "creative",
+        CREATIVE_GROUP,
+        LOOK + "fades to a luminance black-and-white print (1 is fully monochrome).",
+    ),
+    Param(
+        "split_tone",
+        "Split toning",
+        0.0,
+        -1.0,
+        1.0,
+        0.01,
+        "creative",
+        CREATIVE_GROUP,
+        LOOK + "tints shadows and highlights apart: + teal shadows / orange highlights, - the reverse.",
+    ),
+    Param(
+        "strong_curve",
+        "Strong curve",
+        0.0,
+        -1.0,
+        1.0,
+        0.01,
+        "creative",
+        CREATIVE_GROUP,
+        LOOK + "a strong per-channel S-curve (+, punchy) or inverse S-curve (-, faded), ends fixed.",
+    ),
+    Param(
+        "solarize",
+        "Solarize",
+        0.0,
+        0.0,
+        1.0,
+        0.01,
+        "creative",
+        CREATIVE_GROUP,
+        LOOK + "inverts tones above a threshold that falls from 1 to 0.25 as the amount grows.",
+    ),
+    Param(
+        "posterize",
+        "Posterize",
+        0.0,
+        0.0,
+        6.0,
+        1.0,
+        "creative",
+        CREATIVE_GROUP,
+        LOOK + "removes this many bits per channel (fewer, flat tone levels). Not differentiable.",
+    ),
+    Param(
+        "invert",
+        "Invert",
+        0.0,
+        0.0,
+        1.0,
+        0.01,
+        "creative",
+        CREATIVE_GROUP,
+        LOOK + "fades to the negative image (1 is fully inverted).",
+    ),
+    Param(
+        "vignette",
+        "Vignette",
+        0.0,
+        -1.0,
+        1.0,
+        0.01,
+        "creative",
+        CREATIVE_GROUP,
+        LOOK + "darkens (+) or lightens (-) the corners with a smooth radial falloff (applied last).",
+    ),
 )
 
 PARAMS_BY_NAME: dict[str, Param] = {p.name: p for p in PARAMS}
 PARAM_NAMES: tuple[str, ...] = tuple(p.name for p in PARAMS)
 NEUTRAL: dict[str, float] = {p.name: p.neutral for p in PARAMS}
+#: The creative ("hard set") parameters, in application order, and the rest of the table.
+CREATIVE_NAMES: tuple[str, ...] = tuple(p.name for p in PARAMS if p.stage == "creative")
+CORE_NAMES: tuple[str, ...] = tuple(p.name for p in PARAMS if p.stage != "creative")
+
+
+def is_creative(name: str) -> bool:
+    """True for a parameter of the ``creative`` stage (an edit that changes the look)."""
+    return PARAMS_BY_NAME[name].stage == "creative"
 
 
 def names_in_stage(stage: Stage) -> tuple[str, ...]:

@@ -1,7 +1,12 @@
 """Apply a recipe at full resolution, fast and without float copies of the whole image.
 
-* The **global** stage is folded into a 3-D LUT (PIL's C ``Color3DLUT`` for 8-bit, a torch
-  trilinear lookup for 16-bit), applied strip by strip on two threads.
+* The **global** stage (per-pixel colour) becomes one colour map, applied strip by strip on two
+  threads (PIL's C code releases the GIL): per-channel curves (PIL's ``point``, a table lookup) when
+  the chain does not mix channels, else a 3-D LUT (PIL's ``Color3DLUT`` for 8-bit, a torch trilinear
+  lookup for 16-bit), else — where neither is within 1/255 of the exact chain — the exact filters.
+* The **creative** stage comes last: its per-pixel colour filters fold into the same map when no
+  local filter runs after the global stage (else into a second map), and the spatial ``vignette``
+  is a gain applied strip by strip.
 * The **local** stages (pre: dehaze; post: detail, local tone, sharpen) run on a working copy of at
   most :data:`WORK_SIDE` pixels on the long side. What they did is captured as a smooth per-pixel,
   per-channel affine transform ``out = a·in + b`` (guided-filter regression, He et al.), whose
@@ -15,15 +20,25 @@ Peak extra memory is a few strips of float32 plus the working copy, whatever the
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from lib_enhancer.filters.creative import vignette_gain
 from lib_enhancer.filters.local import box_filter
-from lib_enhancer.filters.pipeline import apply_filters
-from lib_enhancer.lut import DEFAULT_LUT_SIZE, apply_lut_pil, apply_lut_torch, build_lut, lut_max_error
+from lib_enhancer.filters.pipeline import SPATIAL_CREATIVE, apply_filters
+from lib_enhancer.lut import (
+    DEFAULT_LUT_SIZE,
+    apply_lut_pil,
+    apply_lut_torch,
+    build_lut,
+    lut_max_error,
+    probe_colours,
+)
+from lib_enhancer.params import Stage
 from lib_enhancer.recipe import Recipe
 
 Tensor = torch.Tensor
@@ -31,6 +46,7 @@ Tensor = torch.Tensor
 WORK_SIDE = 1024  # local stages run at most at this long side
 STRIP_PIXELS = 1 << 21  # pixels per strip (~2 MP: 24 MB of float32 RGB)
 AFFINE_EPS = 1e-4  # regulariser of the affine fit, pulling the slope towards 1 in flat areas
+COARSE_LUT_SIZE = 33  # tried before the full-size LUT
 
 
 def _max_value(dtype: np.dtype) -> float:
@@ -145,19 +161,126 @@ def _pixel_sample(rgb: np.ndarray, count: int = 16384, seed: int = 0) -> np.ndar
     return rgb[ys, xs]
 
 
+def _exact(x: Tensor, params: dict[str, float], stages: tuple[Stage, ...]) -> Tensor:
+    return apply_filters(x, params, stages=stages)
+
+
+def separable_curves(
+    params: Mapping[str, float], stages: tuple[Stage, ...], sample: np.ndarray | None = None
+) -> np.ndarray | None:
+    """Per-channel 8-bit curves ``(3, 256)`` of a per-pixel chain, or ``None`` when it mixes channels.
+
+    The curves are the exact chain on the grey ramp. The chain counts as separable when the curves
+    reproduce it (rounded to 8 bits) within 1/255 on :func:`~lib_enhancer.lut.probe_colours` and
+    ``sample`` (a few thousand of the image's own colours) — exposure, white balance, levels,
+    brightness, tone curve, gamma and the per-channel creative filters are; contrast, saturation and
+    friends are not.
+    """
+    ramp = torch.arange(256, dtype=torch.float64) / 255.0
+    with torch.no_grad():
+        grey = apply_filters(ramp.expand(3, 256).reshape(3, 256, 1), dict(params), stages=stages)
+    curves = grey.reshape(3, 256).mul(255.0).round_().clamp_(0, 255).to(torch.uint8).numpy()
+    colours = probe_colours()
+    if sample is not None and len(sample):
+        colours = np.concatenate([colours, sample.reshape(-1, 3)])
+    exact = torch.from_numpy(colours.T.astype(np.float64) / 255.0).reshape(3, -1, 1)
+    with torch.no_grad():
+        direct = apply_filters(exact, dict(params), stages=stages).reshape(3, -1).T
+    direct8 = direct.mul(255.0).round_().numpy()
+    via = np.stack([curves[c][colours[:, c]] for c in range(3)], axis=1).astype(np.float64)
+    return curves if float(np.abs(via - direct8).max()) <= 1.0 else None
+
+
+def apply_curves_pil(rgb8: np.ndarray, curves: np.ndarray) -> np.ndarray:
+    """Per-channel 8-bit curves ``(3, 256)`` on an ``(H, W, 3)`` uint8 array (PIL's C ``point``)."""
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(rgb8, "RGB").point(curves.reshape(-1).tolist()))
+
+
+class _ColourMap:
+    """A per-pixel colour transform (the global stage, and the creative colour filters), applied by
+    the fastest path that stays within 1/255 of the exact chain: per-channel curves when the chain is
+    separable (8-bit), else the 3-D LUT, else the exact filters (slower, never wrong)."""
+
+    def __init__(
+        self,
+        params: dict[str, float],
+        stages: tuple[Stage, ...],
+        sample: np.ndarray | None,
+        lut_size: int,
+        eight_bit: bool,
+    ) -> None:
+        self.params = params
+        self.stages = stages
+        self.curves = separable_curves(params, stages, sample) if eight_bit else None
+        self.table: np.ndarray | None = None
+        if self.curves is None:
+            # 8-bit: the coarse lattice first (8x cheaper to build; applying costs the same), the
+            # fine one if needed. A steep curve near black (strong gamma) or a step (posterize) can
+            # defeat trilinear interpolation on any uniform lattice; then the exact chain is used.
+            sizes = {min(COARSE_LUT_SIZE, lut_size), lut_size} if eight_bit else {lut_size}
+            for size in sorted(sizes):
+                table = build_lut(params, size, stages)
+                if lut_max_error(table, params, sample, stages) <= 1.0 / 255.0 + 1e-9:
+                    self.table = table
+                    break
+
+    @property
+    def kind(self) -> str:
+        return "curves" if self.curves is not None else "lut" if self.table is not None else "exact"
+
+    def array(self, rgb8: np.ndarray) -> np.ndarray:
+        """8-bit ``(h, w, 3)`` in, 8-bit out."""
+        if self.curves is not None:
+            return apply_curves_pil(rgb8, self.curves)
+        if self.table is not None:
+            return apply_lut_pil(rgb8, self.table)
+        return tensor_to_array(_exact(array_to_tensor(rgb8), self.params, self.stages), np.uint8)
+
+    def tensor(self, x: Tensor, eight_bit: bool) -> Tensor:
+        """Float ``(1, 3, h, w)`` in, float out (an 8-bit image goes through 8-bit values, as stored)."""
+        if eight_bit and self.kind != "exact":
+            return array_to_tensor(self.array(tensor_to_array(x, np.uint8)))
+        if not eight_bit and self.table is not None:
+            return apply_lut_torch(x, self.table)
+        return _exact(x, self.params, self.stages)
+
+
+def _vignette_array(rgb: np.ndarray, amount: float, rows: tuple[int, int], height: int) -> np.ndarray:
+    """The vignette on rows ``rows`` of an ``height``-row integer image (new array, rounded)."""
+    gain = vignette_gain(height, rgb.shape[1], amount, rows=rows).numpy()
+    out = np.multiply(rgb, gain[:, :, None], dtype=np.float32)
+    np.rint(out, out=out)
+    np.clip(out, 0.0, _max_value(rgb.dtype), out=out)
+    return out.astype(rgb.dtype)
+
+
 class _Plan:
-    """What one recipe needs at one image size: LUT, affine maps of the local stages."""
+    """What one recipe needs at one image size: colour maps, vignette, affine maps of the local stages.
+
+    Order (the table's): pre (affine) -> global colour -> post (affine) -> creative colour ->
+    vignette. Without a post stage the global and creative colour filters fold into one map.
+    """
 
     def __init__(self, rgb: np.ndarray, recipe: Recipe, work_side: int, lut_size: int) -> None:
         self.pre = recipe.stage_params("pre")
         self.glob = recipe.stage_params("global")
         self.post = recipe.stage_params("post")
-        self.table = build_lut(self.glob, lut_size) if self.glob else None
-        # A steep curve near black (strong gamma) can defeat trilinear interpolation on a uniform
-        # lattice; then the global stage is computed exactly instead (slower, never wrong).
-        self.lut_exact = self.table is None or (
-            lut_max_error(self.table, self.glob, _pixel_sample(rgb)) <= 1.0 / 255.0 + 1e-9
-        )
+        look = recipe.stage_params("creative")
+        self.vignette = look.pop(SPATIAL_CREATIVE, 0.0)
+        eight_bit = rgb.dtype == np.uint8
+        sample = _pixel_sample(rgb)
+        self.colour: _ColourMap | None = None
+        self.look: _ColourMap | None = None
+        if self.post:
+            if self.glob:
+                self.colour = _ColourMap(self.glob, ("global",), sample, lut_size, eight_bit)
+            if look:
+                self.look = _ColourMap(look, ("creative",), sample, lut_size, eight_bit)
+        elif self.glob or look:
+            both = {**self.glob, **look}
+            self.colour = _ColourMap(both, ("global", "creative"), sample, lut_size, eight_bit)
         self.pre_maps: Tensor | None = None
         self.post_maps: Tensor | None = None
         if not (self.pre or self.post):
@@ -179,27 +302,22 @@ def _render_strip(rgb: np.ndarray, plan: _Plan, y0: int, y1: int) -> np.ndarray:
     height, width = rgb.shape[:2]
     part = rgb[y0:y1]
     eight_bit = rgb.dtype == np.uint8
-    if (
-        plan.pre_maps is None
-        and plan.post_maps is None
-        and eight_bit
-        and plan.table is not None
-        and plan.lut_exact
-    ):
-        return apply_lut_pil(part, plan.table)
+    if plan.pre_maps is None and plan.post_maps is None and (eight_bit or plan.colour is None):
+        # colour only: 8-bit in, 8-bit out, no float copy
+        out = plan.colour.array(part) if plan.colour is not None else part
+        return _vignette_array(out, plan.vignette, (y0, y1), height) if plan.vignette else out
     with torch.no_grad():
         x = array_to_tensor(part)
         if plan.pre_maps is not None:
             x = _apply_affine(x, plan.pre_maps, y0, y1, height, width).clamp_(0.0, 1.0)
-        if plan.table is not None and not plan.lut_exact:
-            x = apply_filters(x, plan.glob, stages=("global",))
-        elif plan.table is not None:
-            if eight_bit:
-                x = array_to_tensor(apply_lut_pil(tensor_to_array(x, np.uint8), plan.table))
-            else:
-                x = apply_lut_torch(x, plan.table)
+        if plan.colour is not None:
+            x = plan.colour.tensor(x, eight_bit)
         if plan.post_maps is not None:
             x = _apply_affine(x, plan.post_maps, y0, y1, height, width)
+        if plan.look is not None:
+            x = plan.look.tensor(x.clamp(0.0, 1.0), eight_bit)
+        if plan.vignette:
+            x = x.clamp(0.0, 1.0) * vignette_gain(height, width, plan.vignette, rows=(y0, y1), like=x)
         return tensor_to_array(x, rgb.dtype)
 
 

@@ -1,9 +1,9 @@
 """Search engine: best-first and beam search over recipes, hybrids with the gradient optimizer, and a
 faithful re-implementation of NUl Image Enhancer's loop for side-by-side measurements.
 
-**The space.** A node is a recipe: one value per searchable parameter (the core table's active
-parameters, plus the creative "hard set" of :mod:`lib_enhancer.filters.creative` when
-``hard=True``), snapped to the parameter's UI step so that a node is an integer grid point and the
+**The space.** A node is a recipe: one value per searchable parameter (the table's default active
+parameters, plus the creative "hard set" — the ``creative`` stage of :mod:`lib_enhancer.params` —
+when ``hard=True``), snapped to the parameter's UI step so that a node is an integer grid point and the
 memo (point -> score) is exact. Locked parameters are applied to every candidate and never move.
 
 **Moves.** Every parameter has ``±`` moves at each of ``SearchConfig.scales`` (fractions of its
@@ -61,8 +61,17 @@ from lib_enhancer.filters.creative import (
     apply_creative,
 )
 from lib_enhancer.filters.pipeline import HAZE_KEY, apply_filters, haze_of
-from lib_enhancer.optimize import OptimizeConfig, OptimizeResult, Step, blend, default_active, optimize
-from lib_enhancer.params import PARAM_NAMES, PARAMS_BY_NAME, Param
+from lib_enhancer.optimize import (
+    OptimizeConfig,
+    OptimizeResult,
+    Step,
+    as_preview,
+    blend,
+    default_active,
+    optimize,
+    setup_run,
+)
+from lib_enhancer.params import PARAMS_BY_NAME, Param, get_param
 
 Tensor = torch.Tensor
 
@@ -230,26 +239,19 @@ class SearchResult(OptimizeResult):
 
 
 def get_search_param(name: str) -> Param:
-    """A parameter of the core table or of the creative table; unknown names raise with suggestions."""
-    if name in CREATIVE_BY_NAME:
-        return CREATIVE_BY_NAME[name]
-    if name in PARAMS_BY_NAME:
-        return PARAMS_BY_NAME[name]
-    known = (*PARAM_NAMES, *CREATIVE_NAMES)
-    close = difflib.get_close_matches(name, known, n=3)
-    hint = f" Did you mean {', '.join(close)}?" if close else ""
-    raise KeyError(f"unknown filter parameter {name!r}.{hint} Known: {', '.join(known)}")
+    """A parameter of the table (core or creative); unknown names raise with suggestions."""
+    return get_param(name)
 
 
 def split_params(values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Split a mapping into (core-table values, creative values); unknown names raise."""
+    """Split a mapping into (core values, creative values); unknown names raise."""
     core: dict[str, Any] = {}
     creative: dict[str, Any] = {}
     for name, value in values.items():
         if name == HAZE_KEY:
             core[name] = value
             continue
-        get_search_param(name)
+        get_param(name)
         (creative if name in CREATIVE_BY_NAME else core)[name] = value
     return core, creative
 
@@ -257,13 +259,11 @@ def split_params(values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, A
 def render(image: Tensor, params: Mapping[str, Any], *, clamp: bool = True) -> Tensor:
     """Apply a search recipe (core and creative names mixed) to ``image`` ``(*, 3, H, W)``.
 
-    The core filters run first (:func:`~lib_enhancer.filters.pipeline.apply_filters`), then the
-    creative ones (:func:`~lib_enhancer.filters.creative.apply_creative`). Values may be floats or
-    ``(B,)`` tensors.
+    The same as :func:`~lib_enhancer.filters.pipeline.apply_filters` (the creative stage runs last,
+    on the clamped image); kept for callers of the search API. Values may be floats or ``(B,)``
+    tensors.
     """
-    core, creative = split_params(params)
-    out = apply_filters(image, core, clamp=clamp)
-    return apply_creative(out, creative, clamp=clamp) if creative else out
+    return apply_filters(image, params, clamp=clamp)
 
 
 def score_recipes(
@@ -286,7 +286,7 @@ def score_recipes(
     """
     if batch < 1:
         raise ValueError(f"batch must be >= 1, got {batch}")
-    preview = _as_preview(preview)
+    preview = as_preview(preview)
     out: list[float] = []
     for i in range(0, len(recipes), batch):
         group = recipes[i : i + batch]
@@ -585,18 +585,6 @@ class _Best:
     creative: dict[str, float]
 
 
-def _as_preview(preview: Tensor) -> Tensor:
-    if not isinstance(preview, torch.Tensor):
-        raise TypeError(f"preview must be a torch.Tensor, got {type(preview).__name__}")
-    if preview.dim() == 3:
-        preview = preview.unsqueeze(0)
-    if preview.dim() != 4 or preview.shape[0] != 1 or preview.shape[1] != 3:
-        raise ValueError(f"preview must have shape (1, 3, h, w), got {tuple(preview.shape)}")
-    if not preview.is_floating_point():
-        raise TypeError(f"preview must be a floating point tensor, got {preview.dtype}")
-    return preview
-
-
 def _render_rows(
     preview: Tensor,
     rows: Sequence[Mapping[str, float]],
@@ -624,10 +612,7 @@ def _render_rows(
             values[name] = column[0]
         else:
             values[name] = torch.tensor(column, dtype=preview.dtype, device=preview.device)
-    core, creative = split_params({**fixed, **values})
-    images = apply_filters(preview.expand(b, -1, -1, -1), {**core, **haze})
-    if creative:
-        images = apply_creative(images, creative)
+    images = apply_filters(preview.expand(b, -1, -1, -1), {**fixed, **values, **haze})
     return images, leaves
 
 
@@ -1169,22 +1154,12 @@ def _ceiling(scorer: torch.nn.Module, sign: float) -> float:
     return high if sign > 0 else -low
 
 
-def _score_span(scorer: torch.nn.Module) -> float:
-    info = getattr(scorer, "info", None)
-    if info is None:
-        return 1.0
-    low, high = info.score_range
-    return float(high - low) if high > low else 1.0
-
-
-def _search_names(scorer: torch.nn.Module, cfg: SearchConfig, locked: Mapping[str, float]) -> list[str]:
-    if cfg.active is None:
-        names = list(default_active(scorer))
-        if cfg.hard:
-            names += list(CREATIVE_NAMES)
-    else:
-        names = list(dict.fromkeys(cfg.active))
-    return [n for n in names if n not in locked]
+def _search_active(scorer: torch.nn.Module, cfg: SearchConfig) -> tuple[str, ...]:
+    """The parameters a search may move: ``cfg.active``, else the scorer's default active set plus
+    the creative hard set when ``cfg.hard``."""
+    if cfg.active is not None:
+        return tuple(cfg.active)
+    return (*default_active(scorer), *(CREATIVE_NAMES if cfg.hard else ()))
 
 
 def search(
@@ -1218,20 +1193,19 @@ def search(
     cfg = config or SearchConfig()
     if not 0.0 <= strength <= 1.0:
         raise ValueError(f"strength must be in [0, 1], got {strength}")
-    preview = _as_preview(preview)
     info = getattr(scorer, "info", None)
-    sign = -1.0 if info is not None and not info.higher_is_better else 1.0
-    differentiable = info.differentiable if info is not None else False
-    if cfg.mode in ("gradient", "hybrid", "hybrid-reverse") and info is not None and not info.differentiable:
-        raise ValueError(f"scorer {info.name!r} is not differentiable; mode {cfg.mode!r} needs gradients")
-    if cfg.mode in ("gradient", "hybrid", "hybrid-reverse"):
-        differentiable = True
-    guided = differentiable if cfg.guided is None else cfg.guided
-    if guided and info is not None and not info.differentiable:
+    needs_gradients = cfg.mode in ("gradient", "hybrid", "hybrid-reverse")
+    guided = (needs_gradients or bool(info and info.differentiable)) if cfg.guided is None else cfg.guided
+    if guided and info is not None and not info.differentiable and not needs_gradients:
         raise ValueError(f"guided=True needs a differentiable scorer; {info.name!r} is not")
-    if hasattr(scorer, "set_reference"):
-        scorer.set_reference(preview)
-    span = _score_span(scorer)
+    setup = setup_run(
+        preview,
+        scorer,
+        () if cfg.mode == "nulie" else _search_active(scorer, cfg),
+        cfg.lock,
+        gradients=f"mode {cfg.mode!r} needs gradients" if needs_gradients else None,
+    )
+    preview, sign, span, locked = setup.preview, setup.sign, setup.span, setup.locked
     reserve = 1 if strength < 1.0 else 0
     budget = cfg.max_evals - reserve
     if budget < 1:
@@ -1240,8 +1214,7 @@ def search(
     if cfg.mode == "nulie":
         return _nulie(preview, scorer, cfg, sign, span, budget, strength, callback)
 
-    locked = {n: float(v) for n, v in cfg.lock.items()}
-    space = _Space(_search_names(scorer, cfg, locked), cfg.scales)
+    space = _Space(setup.names, cfg.scales)
     run = _Run(preview, scorer, cfg, space, locked, callback, budget, sign, span)
     with torch.no_grad():
         score_before = float(scorer(preview).reshape(-1)[0])

@@ -144,3 +144,54 @@ def test_sixteen_bit_png_stays_sixteen_bit(tmp_path):
     out = load_image(tmp_path / "out" / "deep_enhanced.png")
     assert out.bit_depth == 16 and out.rgb.dtype == np.uint16
     assert len(np.unique(out.rgb[..., 0])) > 256
+
+
+def test_apply_lut_matches_the_recipe_and_imports_no_torch(folder, tmp_path):
+    """``apply --lut`` applies an exported .cube like the recipe's colour part, without torch."""
+    import subprocess
+    import sys
+
+    recipe = tmp_path / "look.json"
+    recipe.write_text(json.dumps({"params": {"exposure": 0.5, "contrast": 0.3, "hue": 0.05}}))
+    cube = tmp_path / "look.cube"
+    assert main(["export-lut", "--recipe", str(recipe), "-o", str(cube), "--size", "65"]) == 0
+    src = folder / "alpha.png"  # PNG: lossless, alpha kept
+    assert main(["apply", "--lut", str(cube), str(src), "-o", str(tmp_path / "lut"), "-q"]) == 0
+    assert main(["apply", "--recipe", str(recipe), str(src), "-o", str(tmp_path / "rec"), "-q"]) == 0
+    via_lut = np.asarray(Image.open(tmp_path / "lut" / "alpha_enhanced.png")).astype(int)
+    via_recipe = np.asarray(Image.open(tmp_path / "rec" / "alpha_enhanced.png")).astype(int)
+    assert via_lut.shape[2] == 4 and np.array_equal(via_lut[..., 3], via_recipe[..., 3])
+    assert np.abs(via_lut[..., :3] - via_recipe[..., :3]).max() <= 2  # .cube values are rounded to 1e-6
+    assert not (tmp_path / "lut" / "alpha_enhanced.png.recipe.json").exists()  # a LUT is no recipe
+    assert main(["apply", "--lut", str(cube), "--recipe", str(recipe), str(src), "-o", str(tmp_path)]) == 2
+    code = (
+        "import sys; from lib_enhancer.cli import main; "
+        f"rc = main(['apply', '--lut', {str(cube)!r}, {str(src)!r}, '-o', {str(tmp_path / 'p')!r}, '-q']); "
+        "print(rc, 'torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert out.stdout.split() == ["0", "False"], out.stderr
+
+
+@pytest.mark.parametrize("command", ["score", "enhance"])
+def test_models_dir_reaches_every_scorer_built_from_the_cli(command, folder, tmp_path, monkeypatch):
+    """``--models-dir`` becomes the scorer's cache_dir (CLIP heads and backbones, taste models, ensembles)."""
+    from lib_enhancer import api
+
+    calls = []
+    natural = api.get_scorer("natural")
+
+    def fake_get_scorer(scorer, device=None, **options):
+        if isinstance(scorer, str):  # the CLI builds it by name, then passes the module on
+            calls.append(options)
+        return natural if isinstance(scorer, str) else scorer
+
+    monkeypatch.setattr(api, "get_scorer", fake_get_scorer)
+    models = tmp_path / "models"
+    base = [command, str(folder / "dark.jpg"), "-q"]
+    if command == "enhance":
+        base += ["-o", str(tmp_path / "out"), "--steps", "1", "--overwrite"]
+    for spec in ("laion", "laion:0.5,natural:0.5", "natural"):
+        assert main([*base, "--scorer", spec, "--models-dir", str(models)]) == 0
+    assert main([*base, "--scorer", "laion", "--crop-mode", "center"]) == 0
+    assert calls == [{"cache_dir": str(models)}] * 3 + [{"crop_mode": "center"}]

@@ -1,6 +1,6 @@
 """Creative (hard-set) filters, kornia's vocabulary: smoke, shapes, bad input, hand-checked values,
 identity at neutral, float64 gradcheck w.r.t. image and parameter at interior points, live gradients,
-and the table that will join the core."""
+and their rows in the one parameter table."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import math
 import pytest
 import torch
 
+from lib_enhancer import params as table
 from lib_enhancer.filters import creative
 from lib_enhancer.filters.creative import (
     CREATIVE_BY_NAME,
@@ -20,7 +21,8 @@ from lib_enhancer.filters.creative import (
     apply_creative,
     validate_creative,
 )
-from lib_enhancer.params import PARAM_NAMES
+from lib_enhancer.optimize import DEFAULT_ACTIVE
+from lib_enhancer.params import CORE_NAMES, PARAMS
 
 # name -> an interior value (away from kinks and clamps) used for gradcheck and smoke tests
 INTERIOR = {
@@ -42,9 +44,15 @@ def _image(batch: int | None = 2, h: int = 10, w: int = 12, seed: int = 0) -> to
     return torch.rand(shape, generator=g, dtype=torch.float64) * 0.8 + 0.1
 
 
-def test_table_is_complete_and_separate_from_core() -> None:
+def test_creative_rows_live_in_the_one_table() -> None:
     assert set(INTERIOR) == set(CREATIVE_NAMES) == set(CREATIVE_FILTERS)
-    assert not set(CREATIVE_NAMES) & set(PARAM_NAMES), "creative names must not clash with the core"
+    assert tuple(p for p in PARAMS if p.stage == "creative") == CREATIVE_PARAMS
+    assert CREATIVE_NAMES == table.CREATIVE_NAMES == tuple(CREATIVE_FILTERS)
+    # applied last, after every core row; the spatial vignette is the very last
+    assert PARAMS[-len(CREATIVE_NAMES) :] == CREATIVE_PARAMS and PARAMS[-1].name == "vignette"
+    assert not set(CREATIVE_NAMES) & set(CORE_NAMES)
+    assert not set(CREATIVE_NAMES) & set(DEFAULT_ACTIVE), "the hard set is never optimised by default"
+    assert all(table.is_creative(n) for n in CREATIVE_NAMES) and not table.is_creative("exposure")
     for p in CREATIVE_PARAMS:
         assert p.stage == "creative" and p.group == "creative"
         assert p.help.startswith("Changes the look"), p.name

@@ -248,3 +248,87 @@ def test_downscale_keeps_aspect_and_mean():
     small = render.downscale(img, 120)
     assert tuple(small.shape[-2:]) == (40, 120)
     assert abs(small.mean().item() - img.mean() / 255.0) < 0.01
+
+
+# ---- creative (hard-set) parameters: rows of the one table, applied last ------------------------
+
+CREATIVE_LOOK = {"hue": 0.1, "split_tone": 0.4, "strong_curve": 0.5, "invert": 0.2}
+SEPARABLE = {"temperature": 0.2, "exposure": 0.4, "blacks": 0.03, "brightness": 0.2, "gamma": 1.15}
+
+
+def _direct(img: np.ndarray, params: dict) -> np.ndarray:
+    return render.tensor_to_array(apply_filters(render.array_to_tensor(img), params), img.dtype)
+
+
+def test_creative_recipe_round_trips_through_json_and_blends():
+    r = Recipe({"exposure": 0.3, **CREATIVE_LOOK, "posterize": 3.0, "vignette": 0.5}, {"mode": "beam"})
+    again = Recipe.from_json(r.to_json())
+    assert again == r and again.params["posterize"] == 3.0
+    assert list(again.params) == [n for n in NEUTRAL if n in again.params]  # creative rows come last
+    assert set(r.stage_params("creative")) == {*CREATIVE_LOOK, "posterize", "vignette"}
+    assert r.with_strength(0.5).params["invert"] == pytest.approx(0.1)
+    assert Recipe({"hue": 0.0, "vignette": 0.0}).is_identity  # neutral creative values drop out
+    with pytest.raises(ValueError, match="outside its range"):
+        Recipe({"posterize": 9})
+
+
+def test_neutral_creative_values_are_the_identity():
+    img = synthetic_photo(40, 1200)
+    neutral = {n: NEUTRAL[n] for n in ("hue", "posterize", "vignette", "invert")}
+    x = render.array_to_tensor(img)
+    assert apply_filters(x, neutral) is x
+    assert np.array_equal(render.render(img, Recipe(neutral)), img)
+    base = Recipe({"exposure": 0.3})
+    assert np.array_equal(render.render(img, base), render.render(img, base.replace(**neutral)))
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        CREATIVE_LOOK,
+        {**SMOOTH, **CREATIVE_LOOK},
+        {**SMOOTH, "vignette": 0.6},
+        {"exposure": 0.4, "black_white": 0.7, "vignette": -0.5},
+        {**SEPARABLE, "posterize": 3.0, "solarize": 0.4},  # steps: exact fallback
+        {**SMOOTH, "detail": 0.4, **CREATIVE_LOOK, "vignette": 0.4},  # post stage between
+    ],
+)
+def test_render_with_creative_equals_apply_filters(params):
+    """Small images are rendered exactly; large ones (colour map + strip vignette) within 1-2 levels."""
+    small = synthetic_photo(60, 80)
+    assert np.array_equal(render.render(small, Recipe(params)), _direct(small, params))
+    img = synthetic_photo(200, 1300)
+    assert np.array_equal(render.render(img, Recipe(params), work_side=1300), _direct(img, params))
+    big = render.render(img, Recipe(params), work_side=512).astype(int)
+    local = any(n in params for n in LOCAL)
+    err = np.abs(big - _direct(img, params).astype(int))
+    if not local:
+        assert err.max() <= 2, params  # colour map within 1/255, the vignette's rounding within 1
+    else:
+        assert err.mean() < 2.0, params  # the local stages are approximated (guided affine)
+
+
+def test_vignette_strips_equal_the_whole_image_gain():
+    from lib_enhancer.filters.creative import vignette, vignette_gain
+
+    x = torch.full((1, 3, 37, 53), 0.5, dtype=torch.float64)
+    whole = vignette(x, 0.8)[0, 0] / 0.5
+    parts = torch.cat([vignette_gain(37, 53, 0.8, rows=(y, min(37, y + 10))) for y in range(0, 37, 10)])
+    torch.testing.assert_close(parts.double(), whole, atol=1e-6, rtol=0)
+
+
+def test_separable_chains_use_per_channel_curves():
+    img = synthetic_photo(120, 1400)
+    assert render.separable_curves(SEPARABLE, ("global",)) is not None
+    assert (
+        render.separable_curves({**SEPARABLE, "posterize": 2.0, "invert": 0.3}, ("global", "creative"))
+        is not None
+    )
+    assert render.separable_curves(SMOOTH, ("global",)) is None  # contrast and saturation mix channels
+    assert render.separable_curves({"hue": 0.2}, ("creative",)) is None
+    out = render.render(img, Recipe(SEPARABLE), work_side=512)
+    assert np.abs(out.astype(int) - _direct(img, SEPARABLE).astype(int)).max() <= 1
+    plan = render._Plan(img, Recipe({**SEPARABLE, "strong_curve": 0.4}), 512, 65)
+    assert plan.colour is not None and plan.colour.kind == "curves"
+    plan = render._Plan(img, Recipe(SMOOTH), 512, 65)
+    assert plan.colour is not None and plan.colour.kind == "lut"

@@ -317,6 +317,35 @@ def test_hard_set_with_gradients_and_hybrid() -> None:
     assert all(n in CREATIVE_NAMES for n in result.creative)
 
 
+def test_api_enhance_keeps_the_creative_edits_of_a_search() -> None:
+    """api.enhance builds the recipe from {**params, **creative}: it round-trips and re-applies."""
+    from lib_enhancer.api import apply, enhance
+    from lib_enhancer.recipe import Recipe
+
+    preview = _preview(0.0)
+    scorer = TargetScorer(apply_creative(preview, {"hue": 0.33}))
+    plain = enhance(preview, scorer=scorer, mode="best-first", max_evals=60, preview_side=32)
+    assert not set(plain.recipe.params) & set(CREATIVE_NAMES)  # hard set off by default
+    result = enhance(
+        preview, scorer=scorer, mode="best-first", max_evals=60, preview_side=32, active=("exposure", "hue")
+    )
+    assert result.recipe.params.get("hue", 0.0) == pytest.approx(0.33, abs=0.03)
+    again = Recipe.from_json(result.recipe.to_json())
+    assert again == result.recipe
+    torch.testing.assert_close(apply(again, preview), result.image)
+    assert float(scorer(result.image)[0]) == pytest.approx(result.score_after, abs=1e-5)
+    half = enhance(
+        preview,
+        scorer=scorer,
+        mode="best-first",
+        max_evals=60,
+        preview_side=32,
+        active=("exposure", "hue"),
+        strength=0.5,
+    )
+    assert half.recipe.params["hue"] == pytest.approx(0.5 * result.recipe.params["hue"], abs=0.011)
+
+
 # ---- gradients -----------------------------------------------------------------------------------
 
 

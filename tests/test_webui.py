@@ -29,7 +29,7 @@ from lib_enhancer.api import Result, apply
 from lib_enhancer.optimize import Step
 from lib_enhancer.recipe import Recipe
 from lib_enhancer.scorers.registry import ScorerInfo
-from lib_enhancer.webui import engine, extras, generation, gradio_compat, options, tab_logic
+from lib_enhancer.webui import controls, engine, extras, generation, gradio_compat, options, tab_logic
 from lib_enhancer.webui.host import StandaloneHost, WebuiHost, get_host, set_host
 
 _spec = importlib.util.spec_from_file_location(
@@ -71,7 +71,7 @@ def fake_recipe(options_: engine.RunOptions) -> Recipe:
 
 @pytest.fixture
 def fast(monkeypatch):
-    """Replace the gradient optimizer by a fake; returns the list of RunOptions it saw."""
+    """Replace the engine's call of lib_enhancer.api.enhance by a fake; returns the RunOptions it saw."""
     calls: list[engine.RunOptions] = []
 
     def fake_gradient(image, scorer, options_, device, on_step):
@@ -85,7 +85,7 @@ def fast(monkeypatch):
                 break
         return Result(apply(recipe, image), recipe, 1.0, 3.0, history, False, "fake")
 
-    monkeypatch.setattr(engine, "_gradient", fake_gradient)
+    monkeypatch.setattr(engine, "_enhance", fake_gradient)
     monkeypatch.setattr(engine, "get_scorer", lambda spec, text, host, device: SimpleNamespace(spec=spec))
     return calls
 
@@ -413,7 +413,7 @@ def _configs() -> list[options.EnhancerConfig]:
             values = [a.minimum, a.maximum, int(mid) if a.kind == "int" else 0.123456789]
         elif a.kind == "choice":
             values = (
-                list(options.ALL_MODES)
+                list(options.all_modes())
                 if a.choices == "modes"
                 else ["natural", "laion:0.7,natural:0.3", "taste:mine"]
             )
@@ -471,14 +471,38 @@ def test_api_argument_order_and_defaults(a1111):
 
 
 def test_search_modes_follow_the_search_module(monkeypatch):
+    from lib_enhancer import api
+
     monkeypatch.setattr(options, "search_function", lambda: None)
-    assert options.available_modes() == ("gradient",)
+    assert "gradient" in options.available_modes()
+    assert not set(options.available_modes()) & set(api.SEARCH_MODES)
     with pytest.raises(ValueError, match=r"lib_enhancer\.search"):
         options.check_mode("search")
     monkeypatch.setattr(options, "search_function", lambda: lambda *a, **k: None)
-    assert options.available_modes() == options.ALL_MODES
+    assert options.available_modes() == options.all_modes() == api.MODES
     with pytest.raises(ValueError, match="unknown enhancer mode"):
         options.check_mode("annealing")
+    assert options.check_mode(" Search ") == "best-first"  # infotext of earlier versions
+
+
+def test_webui_modes_are_the_api_modes(monkeypatch):
+    """A mode added to lib_enhancer.api.MODES appears in the webui and passes through to api.enhance."""
+    from lib_enhancer import api
+
+    monkeypatch.setattr(api, "MODES", (*api.MODES, "future"))
+    assert "future" in options.available_modes()
+    assert "future" in controls.choices_for("modes")
+    seen = {}
+
+    def fake_enhance(image, **kwargs):
+        seen.update(kwargs)
+        return SimpleNamespace(image=image, recipe=Recipe.identity(), score_before=1.0, score_after=1.0)
+
+    monkeypatch.setattr(api, "enhance", fake_enhance)
+    monkeypatch.setattr(engine, "get_scorer", lambda *a: "scorer")
+    engine.run(pil(5), engine.RunOptions(mode="future", steps=3, strength=0.5), StandaloneHost())
+    assert seen["mode"] == "future" and seen["steps"] == 3 and seen["strength"] == 0.5
+    assert seen["scorer"] == "scorer" and seen["max_evals"] == 3 * engine.EVALS_PER_STEP
 
 
 # ---------------------------------------------------------------------------------------------
@@ -605,7 +629,7 @@ def test_enhance_stream_cancel_stops_the_worker(monkeypatch, tmp_path):
                 break
         return Result(apply(recipe, image), recipe, 0.0, 1.0, [], False, "")
 
-    monkeypatch.setattr(engine, "_gradient", slow_gradient)
+    monkeypatch.setattr(engine, "_enhance", slow_gradient)
     monkeypatch.setattr(engine, "get_scorer", lambda *a: None)
     host = StandaloneHost()
     host.temp_dir = lambda: tmp_path
@@ -883,6 +907,30 @@ def test_search_modes_run_through_the_search_module(tiny_scorer, mode):
         engine.RunOptions(mode=mode, steps=2, preview_side=32, active=("exposure",), strength=0.5),
         StandaloneHost(),
     )
-    assert result.recipe.info["mode"] == mode and result.recipe.info["strength"] == 0.5
+    assert result.recipe.info["mode"] == options.check_mode(mode) and result.recipe.info["strength"] == 0.5
     assert result.score_after >= result.score_before
     assert np.array_equal(np.asarray(result.image), np.asarray(apply(result.recipe, image)))
+
+
+def test_creative_sliders_come_last_in_a_labelled_group():
+    from lib_enhancer.params import CREATIVE_NAMES
+    from lib_enhancer.webui import tab
+
+    groups = tab._slider_groups()
+    title, params = groups[-1]
+    assert "Creative" in title and "changes the look" in title
+    assert tuple(p.name for p in params) == CREATIVE_NAMES
+    assert all(p.neutral == 0.0 for p in params)  # off by default
+    assert not any("changes the look" in t for t, _ in groups[:-1])
+
+
+def test_creative_recipe_round_trips_through_infotext(webui, fast, monkeypatch):
+    """A recipe with creative edits goes into the infotext, comes back equal and re-applies."""
+    look = {"exposure": 0.2, "hue": 0.1, "split_tone": 0.4, "posterize": 2.0, "vignette": 0.5}
+    monkeypatch.setitem(globals(), "fake_recipe", lambda options_: Recipe(look, {"seed": options_.seed}))
+    outputs = [pil(3)]
+    _p, processed, _ = generate(webui, outputs, gen_args())
+    params = webui.infotext_utils.parse_generation_parameters(processed.infotexts[0])
+    recipe = Recipe.from_json(params[options.KEY_RECIPE])
+    assert recipe.params == Recipe(look).params
+    assert np.array_equal(np.asarray(apply(recipe, outputs[0])), np.asarray(processed.images[0]))

@@ -64,7 +64,7 @@ def fast(monkeypatch):
         recipe = Recipe({"exposure": 0.3}, {"scorer": options_.scorer}).with_strength(options_.strength)
         return Result(apply(recipe, image), recipe, 1.0, 2.0, [], False, "fake")
 
-    monkeypatch.setattr(engine, "_gradient", fake_gradient)
+    monkeypatch.setattr(engine, "_enhance", fake_gradient)
     monkeypatch.setattr(engine, "get_scorer", lambda spec, text, host, device: SimpleNamespace(spec=spec))
     return seen
 

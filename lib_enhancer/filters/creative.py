@@ -2,9 +2,11 @@
 
 NUl Image Enhancer had a hard transform set (hue shift, invert, solarize, posterize…) but never
 exposed it; here it is, off by default, labelled, and searchable by :mod:`lib_enhancer.search` when
-``hard=True``. The parameters are declared in their own small table, :data:`CREATIVE_PARAMS`, with
-the same :class:`~lib_enhancer.params.Param` dataclass as the core table and the stage
-``"creative"`` (applied after ``post``), so that the core can adopt them unchanged.
+``hard=True``. The parameters are rows of the one table, :data:`lib_enhancer.params.PARAMS`, with
+the stage ``"creative"`` (applied after ``post``, to the clamped photo); this module derives its
+views (:data:`CREATIVE_PARAMS`, :data:`CREATIVE_NAMES`...) from that table. Every filter here is
+per-pixel colour (full-resolution renders fold it into a colour map) except :func:`vignette`,
+which is spatial and comes last.
 
 Conventions are those of :mod:`lib_enhancer.filters.color` (kornia style): ``image`` is a float
 ``(*, 3, H, W)`` sRGB tensor nominally in [0, 1]; parameters are floats or ``(B,)`` tensors (one
@@ -22,19 +24,16 @@ from __future__ import annotations
 import difflib
 import math
 from collections.abc import Callable, Mapping
-from typing import Any, cast
+from typing import Any
 
 import torch
 
 from lib_enhancer.filters.color import ParamLike, as_param, check_image, luminance
-from lib_enhancer.params import Param, Stage, checked_value
+from lib_enhancer.params import PARAMS, Param, checked_value
 
 Tensor = torch.Tensor
 
-#: The stage name of the creative table. ``Stage`` in :mod:`lib_enhancer.params` does not list it
-#: yet (see the proposed core change in the search engine's notes), hence the cast.
-CREATIVE_STAGE = cast(Stage, "creative")
-LOOK = "Changes the look: "
+CREATIVE_STAGE = "creative"
 
 # Split toning colours (sRGB offsets at full strength): a warm orange and a cool teal.
 SPLIT_WARM = (0.10, 0.03, -0.10)
@@ -43,87 +42,8 @@ SOLARIZE_RAMP = 0.05  # width of the smooth step at the solarize threshold
 SOLARIZE_REACH = 0.75  # amount 1 solarizes everything above 1 - 0.75 = 0.25
 VIGNETTE_DEPTH = 0.7  # amount 1 darkens the corners by 70 %
 
-
-def _creative(name: str, label: str, minimum: float, maximum: float, step: float, help_: str) -> Param:
-    return Param(name, label, 0.0, minimum, maximum, step, CREATIVE_STAGE, "creative", LOOK + help_)
-
-
-#: The creative table, in application order. Every neutral value is 0.
-CREATIVE_PARAMS: tuple[Param, ...] = (
-    _creative(
-        "hue",
-        "Hue rotation",
-        -0.5,
-        0.5,
-        0.01,
-        "rotates every hue around the colour wheel, in turns (+1/3 turns red into green).",
-    ),
-    _creative(
-        "channel_mix",
-        "Channel mix",
-        -1.0,
-        1.0,
-        0.01,
-        "mixes each RGB channel with its neighbour (+1: R<-G, G<-B, B<-R; -1 the other way).",
-    ),
-    _creative(
-        "black_white",
-        "Black & white",
-        0.0,
-        1.0,
-        0.01,
-        "fades to a luminance black-and-white print (1 is fully monochrome).",
-    ),
-    _creative(
-        "split_tone",
-        "Split toning",
-        -1.0,
-        1.0,
-        0.01,
-        "tints shadows and highlights apart: + teal shadows / orange highlights, - the reverse.",
-    ),
-    _creative(
-        "strong_curve",
-        "Strong curve",
-        -1.0,
-        1.0,
-        0.01,
-        "a strong per-channel S-curve (+, punchy) or inverse S-curve (-, faded), ends fixed.",
-    ),
-    _creative(
-        "vignette",
-        "Vignette",
-        -1.0,
-        1.0,
-        0.01,
-        "darkens (+) or lightens (-) the corners with a smooth radial falloff.",
-    ),
-    _creative(
-        "solarize",
-        "Solarize",
-        0.0,
-        1.0,
-        0.01,
-        "inverts tones above a threshold that falls from 1 to 0.25 as the amount grows.",
-    ),
-    _creative(
-        "posterize",
-        "Posterize",
-        0.0,
-        6.0,
-        1.0,
-        "removes this many bits per channel (fewer, flat tone levels). Not differentiable.",
-    ),
-    _creative(
-        "invert",
-        "Invert",
-        0.0,
-        1.0,
-        0.01,
-        "fades to the negative image (1 is fully inverted).",
-    ),
-)
-
+#: The creative rows of the parameter table, in application order. Every neutral value is 0.
+CREATIVE_PARAMS: tuple[Param, ...] = tuple(p for p in PARAMS if p.stage == CREATIVE_STAGE)
 CREATIVE_BY_NAME: dict[str, Param] = {p.name: p for p in CREATIVE_PARAMS}
 CREATIVE_NAMES: tuple[str, ...] = tuple(p.name for p in CREATIVE_PARAMS)
 CREATIVE_NEUTRAL: dict[str, float] = {p.name: p.neutral for p in CREATIVE_PARAMS}
@@ -257,10 +177,45 @@ def strong_curve(image: Tensor, amount: ParamLike) -> Tensor:
     return image + a * (y * y * (3.0 - 2.0 * y) - y)
 
 
+def vignette_gain(
+    height: int,
+    width: int,
+    amount: ParamLike,
+    *,
+    rows: tuple[int, int] | None = None,
+    like: Tensor | None = None,
+) -> Tensor:
+    """The vignette's multiplicative gain ``1 - 0.7 a r⁴`` of an ``height x width`` image.
+
+    Args:
+        height, width: the size of the *whole* image (``r`` is relative to its half diagonal).
+        amount: as :func:`vignette`.
+        rows: only rows ``y0:y1`` (a strip of a large image); default all.
+        like: a tensor whose device and dtype the gain follows (default float32, CPU).
+
+    Returns:
+        ``(rows, width)`` for a float amount, ``(B, 1, rows, width)`` for a ``(B,)`` amount.
+    """
+    ref = like if like is not None else torch.empty(0)
+    a = as_param(amount, ref)
+    if a.dim() == 1:  # one value per image of a batch
+        a = a.view(-1, 1, 1, 1)
+    y0, y1 = rows if rows is not None else (0, height)
+    diag = math.hypot(height, width)
+    # linspace(-1, 1, n)[i] = -1 + 2 i / (n - 1) (0 when n == 1), computed for the wanted rows only
+    ys = torch.arange(y0, y1, device=ref.device, dtype=ref.dtype)
+    ys = (2.0 * ys / (height - 1) - 1.0) if height > 1 else torch.full_like(ys, -1.0)
+    xs = torch.linspace(-1.0, 1.0, width, device=ref.device, dtype=ref.dtype)
+    r2 = (ys * (height / diag)).view(-1, 1) ** 2 + (xs * (width / diag)).view(1, -1) ** 2
+    return 1.0 - VIGNETTE_DEPTH * a * r2 * r2
+
+
 def vignette(image: Tensor, amount: ParamLike) -> Tensor:
     """Scale by ``1 - 0.7 a r⁴``, ``r`` the distance from the centre (1 at the corners).
 
-    Resolution independent (``r`` is relative to the half diagonal).
+    Resolution independent (``r`` is relative to the half diagonal). Spatial, so it does not fold
+    into a LUT; it is the last creative filter (full-resolution renders apply it strip by strip
+    with :func:`vignette_gain`).
 
     Args:
         image: ``(*, 3, H, W)`` float sRGB.
@@ -270,12 +225,8 @@ def vignette(image: Tensor, amount: ParamLike) -> Tensor:
         The vignetted image, same shape.
     """
     check_image(image)
-    a = as_param(amount, image)
     h, w = image.shape[-2:]
-    ys = torch.linspace(-1.0, 1.0, h, device=image.device, dtype=image.dtype) * (h / math.hypot(h, w))
-    xs = torch.linspace(-1.0, 1.0, w, device=image.device, dtype=image.dtype) * (w / math.hypot(h, w))
-    r2 = ys.view(h, 1) ** 2 + xs.view(1, w) ** 2
-    return image * (1.0 - VIGNETTE_DEPTH * a * r2 * r2)
+    return image * vignette_gain(h, w, amount, like=image)
 
 
 def solarize(image: Tensor, amount: ParamLike) -> Tensor:
@@ -341,10 +292,10 @@ CREATIVE_FILTERS: dict[str, Callable[[Tensor, ParamLike], Tensor]] = {
     "black_white": black_white,
     "split_tone": split_tone,
     "strong_curve": strong_curve,
-    "vignette": vignette,
     "solarize": solarize,
     "posterize": posterize,
     "invert": invert,
+    "vignette": vignette,
 }
 assert tuple(CREATIVE_FILTERS) == CREATIVE_NAMES, "one creative filter per table row, in table order"
 
@@ -356,6 +307,9 @@ def is_creative_identity(params: Mapping[str, Any]) -> bool:
 
 def apply_creative(image: Tensor, params: Mapping[str, ParamLike], *, clamp: bool = True) -> Tensor:
     """Apply the creative filters to ``image`` ``(*, 3, H, W)`` in table order.
+
+    The creative stage of :func:`~lib_enhancer.filters.pipeline.apply_filters` (same clamps: the
+    input, and the image before ``vignette``, are clamped to [0, 1]).
 
     Args:
         image: float sRGB in [0, 1].
@@ -370,15 +324,9 @@ def apply_creative(image: Tensor, params: Mapping[str, ParamLike], *, clamp: boo
     Raises:
         KeyError: an unknown parameter name (with suggestions).
     """
+    from lib_enhancer.filters.pipeline import apply_filters
+
     check_image(image)
     for name in params:
         get_creative_param(name)
-    out = image
-    for name, fn in CREATIVE_FILTERS.items():
-        value = params.get(name, 0.0)
-        if not isinstance(value, torch.Tensor) and float(value) == CREATIVE_NEUTRAL[name]:
-            continue
-        out = fn(out, value)
-    if clamp and out is not image:
-        out = out.clamp(0.0, 1.0)
-    return out
+    return apply_filters(image, params, stages=(CREATIVE_STAGE,), clamp=clamp)

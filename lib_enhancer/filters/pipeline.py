@@ -1,4 +1,11 @@
-"""The filter chain: parameters by name -> one differentiable image transform, in table order."""
+"""The filter chain: parameters by name -> one differentiable image transform, in table order.
+
+Stages run in the order ``pre``, ``global``, ``post``, ``creative``. The creative stage (edits that
+change the look) works on the finished photo: the image is clamped to [0, 1] before it, and again
+before its last, spatial filter (``vignette``), whatever ``clamp`` says. The clamps are part of the
+stage's definition, so that a full-resolution render — a LUT for the per-pixel colour part (whose
+output is clamped), then the vignette strip by strip — and this exact chain agree.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +14,9 @@ from typing import Any
 
 import torch
 
-from lib_enhancer.filters import color, local
+from lib_enhancer.filters import color, creative, local
 from lib_enhancer.filters.color import ParamLike
-from lib_enhancer.params import NEUTRAL, PARAMS, Stage
+from lib_enhancer.params import NEUTRAL, PARAMS, SPATIAL_CREATIVE, Stage
 
 Tensor = torch.Tensor
 
@@ -19,6 +26,11 @@ HAZE_KEY = "_haze"  # optional precomputed (transmission, airlight) of the input
 
 def _curve(image: Tensor, p: Mapping[str, ParamLike]) -> Tensor:
     return color.tone_curve(image, [p[name] for name in CURVE_NAMES])
+
+
+def _creative_step(name: str) -> Callable[[Tensor, Mapping[str, ParamLike]], Tensor]:
+    fn = creative.CREATIVE_FILTERS[name]
+    return lambda x, p: fn(x, p[name])
 
 
 # Each step: (parameter names it reads, function(image, params) -> image). Table order.
@@ -39,11 +51,14 @@ STEPS: tuple[tuple[tuple[str, ...], Callable[[Tensor, Mapping[str, ParamLike]], 
     (("vibrance",), lambda x, p: color.vibrance(x, p["vibrance"])),
     (("detail", "local_tone"), lambda x, p: local.local_laplacian(x, p["detail"], p["local_tone"])),
     (("sharpen",), lambda x, p: local.sharpen(x, p["sharpen"])),
+    *(((name,), _creative_step(name)) for name in creative.CREATIVE_FILTERS),
 )
 
 _STAGE_OF = {p.name: p.stage for p in PARAMS}
-_covered = sorted(name for names, _ in STEPS for name in names)
-assert _covered == sorted(NEUTRAL), "every parameter of the table needs exactly one filter step"
+_covered = [name for names, _ in STEPS for name in names]
+assert _covered == list(NEUTRAL), "every parameter of the table needs exactly one filter step, in table order"
+ALL_STAGES: tuple[Stage, ...] = ("pre", "global", "post", "creative")
+assert PARAMS[-1].name == SPATIAL_CREATIVE, "the spatial creative filter comes last"
 
 
 def haze_of(image: Tensor) -> tuple[Tensor, Tensor]:
@@ -69,7 +84,7 @@ def apply_filters(
     image: Tensor,
     params: Mapping[str, ParamLike],
     *,
-    stages: Iterable[Stage] = ("pre", "global", "post"),
+    stages: Iterable[Stage] = ALL_STAGES,
     clamp: bool = True,
 ) -> Tensor:
     """Apply the filter chain to ``image`` ``(*, 3, H, W)`` in table order.
@@ -79,8 +94,9 @@ def apply_filters(
         params: values by name (floats, or ``(B,)`` tensors for a batch); missing names are neutral.
             Steps whose values are all neutral numbers are skipped, so the neutral recipe returns
             the input exactly.
-        stages: which stages to run (``pre``, ``global``, ``post``).
-        clamp: clamp the result to [0, 1] (a clamp kills gradients outside the range).
+        stages: which stages to run (``pre``, ``global``, ``post``, ``creative``).
+        clamp: clamp the result to [0, 1] (a clamp kills gradients outside the range). The creative
+            stage always starts from an image clamped to [0, 1].
 
     Returns:
         The filtered image, same shape.
@@ -92,9 +108,14 @@ def apply_filters(
     wanted = set(stages)
     full: dict[str, Any] = {**NEUTRAL, **params}
     out = image
+    in_creative = False
     for names, fn in STEPS:
-        if _STAGE_OF[names[0]] not in wanted or _is_neutral(names, full):
+        stage = _STAGE_OF[names[0]]
+        if stage not in wanted or _is_neutral(names, full):
             continue
+        if stage == "creative" and (not in_creative or names[0] == SPATIAL_CREATIVE):
+            in_creative = True
+            out = out.clamp(0.0, 1.0)
         out = fn(out, full)
     if clamp and out is not image:
         out = out.clamp(0.0, 1.0)

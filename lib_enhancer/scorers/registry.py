@@ -15,7 +15,8 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +29,7 @@ BUILTIN_SCORER_MODULES: list[str] = [
     "lib_enhancer.scorers.clip",
     "lib_enhancer.scorers.nima",
     "lib_enhancer.scorers.ensemble",
+    "lib_enhancer.taste",
 ]
 
 
@@ -55,6 +57,53 @@ _REGISTRY: dict[str, tuple[ScorerInfo, ScorerFactory]] = {}
 _loaded = False
 
 
+@dataclass(frozen=True)
+class ScorerFamily:
+    """Scorers named ``<prefix>:<member>`` that exist as files, not code (``taste:<name>``).
+
+    ``resolve(member, cache_dir)`` returns the member's ``(info, factory)`` or ``None`` when there is
+    no such member in ``cache_dir`` (``None``: the default model cache); ``members()`` lists the
+    available ones (read when listing scorers, never at import). ``token(member, cache_dir)``, when
+    given, returns a cheap hashable fingerprint of the member's files (e.g. their mtimes and sizes):
+    it changes when the member is retrained, so caches of built scorers notice (see
+    :func:`scorer_cache_token`).
+    """
+
+    prefix: str
+    resolve: Callable[[str, str | None], tuple[ScorerInfo, ScorerFactory] | None]
+    members: Callable[[], list[ScorerInfo]]
+    factory: ScorerFactory  # every member's factory has this one's keyword options
+    hint: str = ""  # how to create a member, for the unknown-name error
+    token: Callable[[str, str | None], Hashable] | None = None
+
+
+_FAMILIES: dict[str, ScorerFamily] = {}
+
+
+def register_scorer_family(family: ScorerFamily) -> ScorerFamily:
+    """Register a family of file-backed scorers resolved by name prefix."""
+    if family.prefix in _FAMILIES and _FAMILIES[family.prefix] is not family:
+        raise ValueError(f"scorer family {family.prefix!r} is already registered")
+    _FAMILIES[family.prefix] = family
+    return family
+
+
+def _lookup(name: str, cache_dir: str | None = None) -> tuple[ScorerInfo, ScorerFactory]:
+    """A registered scorer, or a member of a family (``taste:<name>``); unknown names raise."""
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    prefix, sep, member = name.partition(":")
+    family = _FAMILIES.get(prefix) if sep else None
+    if family is not None:
+        found = family.resolve(member, cache_dir)
+        if found is not None:
+            return found
+        known = [i.name for i in family.members()]
+        listing = f" Available: {', '.join(known)}." if known else ""
+        raise KeyError(f"unknown scorer {name!r}: no such {prefix} model.{listing} {family.hint}".rstrip())
+    raise _unknown(name)
+
+
 def register_scorer(info: ScorerInfo) -> Callable[[ScorerFactory], ScorerFactory]:
     """Decorator registering ``factory(device=, dtype=, cache_dir=, **options) -> Module`` under ``info.name``."""
 
@@ -77,9 +126,12 @@ def _ensure_loaded() -> None:
 
 
 def list_scorers() -> list[ScorerInfo]:
-    """All registered scorers' metadata, in registration order."""
+    """All registered scorers' metadata, in registration order, then the members of scorer families."""
     _ensure_loaded()
-    return [info for info, _ in _REGISTRY.values()]
+    infos = [info for info, _ in _REGISTRY.values()]
+    for family in _FAMILIES.values():
+        infos.extend(family.members())
+    return infos
 
 
 def _unknown(name: str) -> KeyError:
@@ -91,9 +143,7 @@ def _unknown(name: str) -> KeyError:
 def get_scorer_info(name: str) -> ScorerInfo:
     """Metadata of one registered scorer; unknown names raise with suggestions."""
     _ensure_loaded()
-    if name not in _REGISTRY:
-        raise _unknown(name)
-    return _REGISTRY[name][0]
+    return _lookup(name)[0]
 
 
 def _split_weight(item: str) -> tuple[str, float | None]:
@@ -136,10 +186,36 @@ def parse_scorer_spec(spec: str) -> list[tuple[str, float]]:
 def scorer_accepts_option(name: str, option: str) -> bool:
     """Whether the factory of registered scorer ``name`` takes keyword option ``option``."""
     _ensure_loaded()
-    if name not in _REGISTRY:
-        raise _unknown(name)
-    params = inspect.signature(_REGISTRY[name][1]).parameters
+    prefix, sep, _ = name.partition(":")
+    if sep and name not in _REGISTRY and prefix in _FAMILIES:
+        factory = _FAMILIES[prefix].factory  # the member may live in a cache_dir given later
+    else:
+        factory = _lookup(name)[1]
+    params = inspect.signature(factory).parameters
     return option in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+
+def scorer_cache_token(spec: str, cache_dir: str | os.PathLike[str] | None = None) -> tuple[Hashable, ...]:
+    """Fingerprint of the files behind scorer ``spec`` (a name or an ensemble spec), for caches.
+
+    Built-in scorers give ``()``; members of a scorer family with a ``token`` (``taste:<name>``)
+    give their token, which changes when the model file is rewritten, so a cache keyed on
+    ``(spec, ..., scorer_cache_token(spec, cache_dir))`` rebuilds a retrained model. Cheap (a few
+    ``stat`` calls); never raises for malformed or unknown specs (building them raises instead).
+    """
+    _ensure_loaded()
+    try:
+        names = [n for n, _ in parse_scorer_spec(spec)] if is_ensemble_spec(spec) else [spec]
+    except ValueError:
+        return ()
+    folder = None if cache_dir is None else str(cache_dir)
+    tokens: list[Hashable] = []
+    for name in names:
+        prefix, sep, member = name.partition(":")
+        family = _FAMILIES.get(prefix) if sep and name not in _REGISTRY else None
+        if family is not None and family.token is not None:
+            tokens.append((name, family.token(member, folder)))
+    return tuple(tokens)
 
 
 def create_scorer(
@@ -166,9 +242,7 @@ def create_scorer(
             name, device=device, dtype=dtype, cache_dir=cache_dir, fidelity=fidelity, **options
         )
     else:
-        if name not in _REGISTRY:
-            raise _unknown(name)
-        info, factory = _REGISTRY[name]
+        info, factory = _lookup(name, None if cache_dir is None else str(cache_dir))
         scorer = factory(device=device, dtype=dtype, cache_dir=cache_dir, **options)
         scorer.info = info
     scorer.eval()

@@ -17,15 +17,7 @@ from typing import Any
 
 from lib_enhancer.webui import LOG_PREFIX, LOGGER_NAME
 from lib_enhancer.webui.host import Host
-from lib_enhancer.webui.options import (
-    MODE_GRADIENT,
-    MODE_HYBRID,
-    MODE_SEARCH,
-    EnhancerConfig,
-    EnhancerSettings,
-    check_mode,
-    search_function,
-)
+from lib_enhancer.webui.options import MODE_GRADIENT, EnhancerConfig, EnhancerSettings, check_mode
 
 logger = logging.getLogger(LOGGER_NAME)
 
@@ -209,89 +201,8 @@ def _step_callback(
     return on_step
 
 
-def _gradient(
-    image: Any, scorer: Any, options: RunOptions, device: str, on_step: Callable[[Any], bool]
-) -> Any:
-    from lib_enhancer.api import enhance
-
-    return enhance(
-        image,
-        scorer=scorer,
-        steps=options.steps,
-        time_budget=options.time_budget,
-        strength=options.strength,
-        seed=options.seed,
-        restarts=options.restarts,
-        l2=options.l2,
-        lock=dict(options.lock),
-        active=options.active,
-        init=dict(options.init) if options.init else None,
-        preview_side=options.preview_side,
-        device=device,
-        callback=on_step,
-    )
-
-
-#: Our mode -> ``lib_enhancer.search.SearchConfig.mode``.
-SEARCH_MODES = {MODE_SEARCH: "best-first", MODE_HYBRID: "hybrid"}
-#: Images scored per "step" of a search (``SearchConfig.batch``'s default).
+#: Images scored per "step" of a search mode (its ``max_evals`` is ``steps`` x this).
 EVALS_PER_STEP = 8
-
-
-def _rgb_array(image: Any) -> Any:
-    """``(H, W, 3)`` uint8/uint16 pixels of a PIL image or array (what the preview is made from)."""
-    import numpy as np
-
-    if isinstance(image, np.ndarray):
-        return np.ascontiguousarray(image[..., :3])
-    return np.asarray(image.convert("RGB"))
-
-
-def _search(image: Any, scorer: Any, options: RunOptions, device: str, on_step: Callable[[Any], bool]) -> Any:
-    """Run ``lib_enhancer.search.search`` on a preview, then apply the recipe like ``enhance`` does."""
-    import dataclasses
-
-    import lib_enhancer.search as search_module
-    from lib_enhancer.api import Result, apply
-    from lib_enhancer.params import NEUTRAL
-    from lib_enhancer.recipe import Recipe
-    from lib_enhancer.render import downscale
-
-    fn = search_function()
-    config_cls = getattr(search_module, "SearchConfig", None)
-    if fn is None or config_cls is None:
-        raise ValueError("search modes need lib_enhancer.search with search() and SearchConfig")
-    wanted = {
-        "mode": SEARCH_MODES[options.mode],
-        "max_evals": max(EVALS_PER_STEP, options.steps * EVALS_PER_STEP),
-        "time_budget": options.time_budget,
-        "seed": options.seed,
-        "active": options.active,
-        "lock": dict(options.lock),
-        "init": dict(options.init or {}),
-    }
-    names = {f.name for f in dataclasses.fields(config_cls)}
-    config = config_cls(**{k: v for k, v in wanted.items() if k in names})
-    preview = downscale(_rgb_array(image), options.preview_side).to(device)
-    found = fn(preview, scorer, config, strength=options.strength, callback=on_step)
-    final = {n: NEUTRAL[n] + options.strength * (v - NEUTRAL[n]) for n, v in found.params.items()}
-    name = getattr(getattr(scorer, "info", None), "name", options.scorer)
-    recipe = Recipe(
-        final,
-        {
-            "scorer": name,
-            "score_before": round(found.score_before, 4),
-            "score_after": round(found.score_after, 4),
-            "seed": options.seed,
-            "strength": options.strength,
-            "steps": len(found.history),
-            "mode": options.mode,
-        },
-    )
-    out = (image.copy() if hasattr(image, "copy") else image) if recipe.is_identity else apply(recipe, image)
-    return Result(
-        out, recipe, found.score_before, found.score_after, list(found.history), found.identity, found.message
-    )
 
 
 def run(
@@ -304,18 +215,43 @@ def run(
 ) -> Any:
     """Enhance ``image`` (PIL image or ``(H, W, 3|4)`` array) and return the api ``Result``; raises on failure.
 
-    Modes: ``gradient`` (:func:`lib_enhancer.api.enhance`), ``search`` (best-first search of
-    ``lib_enhancer.search``) and ``hybrid`` (its search-then-gradient mode); a search's budget is
-    ``steps`` x 8 images scored. ``callback(step)`` returning True cancels, and so does the host's
-    interrupt/skip; a cancelled run returns its best result so far.
+    Every mode goes through :func:`lib_enhancer.api.enhance` — the modes are
+    ``lib_enhancer.api.MODES`` (the gradient optimizer, the search modes, and whatever else the
+    library offers), all with the same options; a search's budget is ``steps`` x 8 images scored.
+    ``callback(step)`` returning True cancels, and so does the host's interrupt/skip; a cancelled
+    run returns its best result so far.
     """
-    mode = check_mode(options.mode)
+    options = replace(options, mode=check_mode(options.mode))
     device = host.device()
     scorer = get_scorer(options.scorer, options.text, host, device)
     on_step = _step_callback(host, options, callback, in_generation)
-    if mode == MODE_GRADIENT:
-        return _gradient(image, scorer, options, device, on_step)
-    return _search(image, scorer, options, device, on_step)
+    return _enhance(image, scorer, options, device, on_step)
+
+
+def _enhance(
+    image: Any, scorer: Any, options: RunOptions, device: str, on_step: Callable[[Any], bool]
+) -> Any:
+    """The one call into the library (a seam for tests)."""
+    from lib_enhancer.api import enhance
+
+    return enhance(
+        image,
+        scorer=scorer,
+        mode=options.mode,
+        steps=options.steps,
+        max_evals=max(EVALS_PER_STEP, options.steps * EVALS_PER_STEP),
+        time_budget=options.time_budget,
+        strength=options.strength,
+        seed=options.seed,
+        restarts=options.restarts,
+        l2=options.l2,
+        lock=dict(options.lock),
+        active=options.active,
+        init=dict(options.init) if options.init else None,
+        preview_side=options.preview_side,
+        device=device,
+        callback=on_step,
+    )
 
 
 def describe_error(exc: BaseException) -> str:

@@ -24,13 +24,17 @@ logger = logging.getLogger(LOGGER_NAME)
 Kind = Literal["bool", "int", "float", "choice", "text"]
 
 MODE_GRADIENT = "gradient"
-MODE_SEARCH = "search"
+MODE_SEARCH = "best-first"
 MODE_HYBRID = "hybrid"
-ALL_MODES: tuple[str, ...] = (MODE_GRADIENT, MODE_SEARCH, MODE_HYBRID)
+#: Mode names written into infotext by earlier versions of the extension -> today's names.
+MODE_ALIASES = {"search": MODE_SEARCH}
+#: One line per mode (documentation); the choices themselves come from ``lib_enhancer.api.MODES``.
 MODE_HELP = {
     MODE_GRADIENT: "gradient: optimise the recipe with gradients through the exact filters (fast, smooth).",
-    MODE_SEARCH: "search: derivative-free search over the recipe (works with any scorer).",
+    "best-first": "best-first: search over discrete edits of the recipe (works with any scorer).",
+    "beam": "beam: a beam search over discrete edits (broader than best-first, slower).",
     MODE_HYBRID: "hybrid: a search finds the start point, gradients refine it.",
+    "hybrid-reverse": "hybrid-reverse: gradients first, then a search refines the result.",
 }
 
 DEFAULT_SCORER = "natural"
@@ -69,20 +73,38 @@ def search_function() -> Callable[..., Any] | None:
     return fn if callable(fn) else None
 
 
+def all_modes() -> tuple[str, ...]:
+    """Every mode of the library: ``lib_enhancer.api.MODES``, read at call time (never at import),
+    so a mode added there appears in the webui's choices without a change here."""
+    from lib_enhancer import api
+
+    return tuple(api.MODES)
+
+
 def available_modes() -> tuple[str, ...]:
-    """The modes this installation can run: always ``gradient``; ``search``/``hybrid`` when present."""
-    return ALL_MODES if search_function() is not None else (MODE_GRADIENT,)
+    """The modes this installation can run: :func:`all_modes`, without the search modes when
+    ``lib_enhancer.search`` is missing."""
+    from lib_enhancer import api
+
+    modes = all_modes()
+    if search_function() is None:
+        searching = set(getattr(api, "SEARCH_MODES", ()))
+        modes = tuple(m for m in modes if m not in searching)
+    return modes
 
 
 def check_mode(mode: str) -> str:
-    """Validate a mode name against :func:`available_modes`.
+    """Validate a mode name against :func:`available_modes`; returns the canonical name
+    (old infotext names such as ``search`` are mapped by :data:`MODE_ALIASES`).
 
     Raises:
         ValueError: unknown mode, or a search mode without ``lib_enhancer.search``.
     """
     name = str(mode).strip().lower()
-    if name not in ALL_MODES:
-        raise ValueError(f"unknown enhancer mode {mode!r}; known modes: {', '.join(ALL_MODES)}")
+    name = MODE_ALIASES.get(name, name)
+    known = all_modes()
+    if name not in known:
+        raise ValueError(f"unknown enhancer mode {mode!r}; known modes: {', '.join(known)}")
     if name not in available_modes():
         raise ValueError(
             f"enhancer mode {name!r} needs lib_enhancer.search, which is not available in this "
@@ -192,7 +214,8 @@ GEN_ARGS: tuple[Arg, ...] = (
         choices="modes",
         infotext="Enhancer mode",
         setting="nie_mode",
-        help="How the recipe is found (search/hybrid only when lib_enhancer.search is installed).",
+        help="How the recipe is found: gradient, a search (best-first, beam, hybrid...) or a learned "
+        "mode; the choices are lib_enhancer.api.MODES.",
     ),
     Arg(
         "steps",

@@ -30,7 +30,7 @@ from typing import Any
 
 from lib_enhancer.webui import LOG_PREFIX, LOGGER_NAME, engine
 from lib_enhancer.webui.host import Host, get_host
-from lib_enhancer.webui.options import available_modes, check_mode
+from lib_enhancer.webui.options import MODE_SEARCH, available_modes, check_mode
 
 logger = logging.getLogger(LOGGER_NAME)
 
@@ -207,7 +207,7 @@ def route_version(host: Host) -> dict[str, Any]:
         "version": lib_enhancer.__version__,
         "api": "v1",
         "modes": modes,
-        "search_available": "search" in modes,
+        "search_available": MODE_SEARCH in modes,
         "host": host.name,
     }
 

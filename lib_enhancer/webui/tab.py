@@ -66,13 +66,18 @@ def _outputs(gr: Any, update: tab_logic.Update, slider_count: int) -> tuple[Any,
     )
 
 
+#: Titles of the fine-tune slider groups (the table's ``group``); others are capitalised.
+GROUP_TITLES = {"creative": "Creative — changes the look (off at neutral)"}
+
+
 def _slider_groups() -> list[tuple[str, list[Any]]]:
+    """(title, parameters) of the fine-tune sliders, in table order: the creative hard set last."""
     from lib_enhancer.params import PARAMS
 
     groups: dict[str, list[Any]] = {}
     for p in PARAMS:
         groups.setdefault(p.group, []).append(p)
-    return list(groups.items())
+    return [(GROUP_TITLES.get(group, group.capitalize()), params) for group, params in groups.items()]
 
 
 def _send_buttons(gr: Any, image: Any) -> None:
@@ -112,7 +117,7 @@ def build_tab(
     """
     import gradio as gr
 
-    from lib_enhancer.params import NEUTRAL, PARAM_NAMES
+    from lib_enhancer.params import CORE_NAMES, NEUTRAL, PARAM_NAMES
 
     host = host or get_host()
     settings = host.settings()
@@ -183,7 +188,7 @@ def build_tab(
                     seed = controls.field_control(gr, SEED_FIELD, elem_id="nie-seed")
                 lock = compat.make(
                     gr.CheckboxGroup,
-                    choices=list(PARAM_NAMES),
+                    choices=list(CORE_NAMES),  # creative edits are applied by hand, never searched
                     value=[],
                     label="Lock parameters (held at their fine-tune values)",
                     optional={"elem_id": "nie-lock"},
@@ -213,8 +218,8 @@ def build_tab(
                     )
                 with gr.Accordion("Fine-tune", open=False, elem_id="nie-finetune"):
                     sliders: dict[str, Any] = {}
-                    for group, params in _slider_groups():
-                        gr.Markdown(f"**{group.capitalize()}**")
+                    for title, params in _slider_groups():
+                        gr.Markdown(f"**{title}**")
                         with gr.Row():
                             for p in params:
                                 sliders[p.name] = compat.make(

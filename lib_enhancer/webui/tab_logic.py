@@ -31,7 +31,7 @@ PREVIEW_SIDE = 640  # live preview long side
 COMPARE_SIDE = 1024  # before/after slider images long side
 MAP_SIDE = 1024  # error maps are computed at most at this size
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp")
-MAP_KINDS = ("difference", "SSIM map", "SSIM below threshold")
+MAP_KINDS = ("difference", "SSIM map", "SSIM below threshold", "ΔE00 map", "haze depth (transmission)")
 CUBE_SIZE = 33  # the usual .cube lattice; 65 is PIL's maximum but writes 8x the text
 
 
@@ -190,22 +190,17 @@ def parse_recipe(text: str) -> Any:
 
 def export_files(recipe: Any, folder: Path) -> tuple[list[str], str]:
     """Write ``recipe.json`` and a ``.cube`` of its colour part; returns the paths and a note."""
-    from lib_enhancer.lut import build_lut, write_cube
+    from lib_enhancer.lut import recipe_lut, write_cube
 
     text = recipe.to_json()
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:10]
     folder.mkdir(parents=True, exist_ok=True)
     json_path = folder / f"enhancer_recipe_{digest}.json"
     json_path.write_text(text + "\n", encoding="utf-8")
-    global_params = recipe.stage_params("global")
-    cube_path = write_cube(
-        folder / f"enhancer_recipe_{digest}.cube",
-        build_lut(global_params, CUBE_SIZE),
-        title="Neural Image Enhancer",
-    )
-    local = sorted(set(recipe.params) - set(global_params))
+    table, local = recipe_lut(recipe.params, CUBE_SIZE)
+    cube_path = write_cube(folder / f"enhancer_recipe_{digest}.cube", table, title="Neural Image Enhancer")
     note = (
-        f"The .cube holds the colour part only; left out (local filters): {', '.join(local)}."
+        f"The .cube holds the colour part only; left out (local filters, vignette): {', '.join(local)}."
         if local
         else ""
     )
@@ -362,54 +357,42 @@ def params_from_recipe_text(text: str) -> dict[str, float]:
 # Error maps
 
 
-def _pair(before: Any, after: Any) -> tuple[np.ndarray, np.ndarray]:
+def _pair(before: Any, after: Any) -> tuple[Any, Any]:
     a = to_pil(before).convert("RGB")
     b = to_pil(after).convert("RGB")
     if a.size != b.size:
         raise ValueError(f"before and after differ in size ({a.size} vs {b.size}); enhance again")
-    a, b = downsized(a, MAP_SIDE), downsized(b, MAP_SIDE)
-    return np.asarray(a, dtype=np.float64) / 255.0, np.asarray(b, dtype=np.float64) / 255.0
-
-
-def _heat(values: np.ndarray) -> np.ndarray:
-    """0..1 -> black, red, yellow, white."""
-    v = np.clip(values, 0.0, 1.0) * 3.0
-    rgb = np.stack([np.clip(v, 0, 1), np.clip(v - 1, 0, 1), np.clip(v - 2, 0, 1)], axis=-1)
-    return (rgb * 255.0 + 0.5).astype(np.uint8)
+    return downsized(a, MAP_SIDE), downsized(b, MAP_SIDE)
 
 
 def error_map(before: Any, after: Any, kind: str, threshold: float = 0.9) -> tuple[Any, str]:
     """``(map image, markdown stats)`` comparing the original with the result.
 
-    Kinds: ``difference`` (per-pixel |after - before|, normalised heat map), ``SSIM map`` (white =
-    structurally identical) and ``SSIM below threshold`` (red where local SSIM < ``threshold``).
+    Kinds (:data:`MAP_KINDS`, drawn by :mod:`lib_enhancer.compare`, like ``compare A B``):
+    ``difference`` (per-pixel |after - before|, normalised heat map), ``SSIM map`` (white =
+    structurally identical), ``SSIM below threshold`` (red where local SSIM < ``threshold``),
+    ``ΔE00 map`` (colour difference heat map) and ``haze depth (transmission)`` (the dehaze
+    filter's transmission of the original: white = clear/near, dark = hazy/far).
     """
     from PIL import Image
 
-    from lib_enhancer import metrics
+    from lib_enhancer import compare
 
     if kind not in MAP_KINDS:
         raise ValueError(f"unknown error map {kind!r}; use one of {', '.join(MAP_KINDS)}")
     a, b = _pair(before, after)
-    ssim_map = metrics.ssim_map(a, b).mean(axis=-1)
+    result = compare.compare_images(a, b, max_side=None)
     if kind == "difference":
-        diff = np.abs(b - a).mean(axis=-1)
-        top = max(float(diff.max()), 1.0 / 255.0)
-        out = _heat(diff / top)
-        caption = f"difference, white = {top * 255:.1f}/255"
+        out, caption = compare.difference_picture(result)
     elif kind == "SSIM map":
-        out = np.repeat((np.clip(ssim_map, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)[..., None], 3, axis=2)
-        caption = "local SSIM, white = identical structure"
+        out, caption = compare.ssim_picture(result)
+    elif kind == "SSIM below threshold":
+        out, caption = compare.threshold_picture(result, b, threshold)
+    elif kind == "ΔE00 map":
+        out, caption = compare.delta_e_picture(result)
     else:
-        mask = ssim_map < threshold
-        overlay = b.copy()
-        overlay[mask] = 0.4 * overlay[mask] + 0.6 * np.array([1.0, 0.0, 0.0])
-        out = (overlay * 255.0 + 0.5).astype(np.uint8)
-        caption = f"red: SSIM < {threshold:.2f} ({100.0 * mask.mean():.1f}% of pixels)"
-    psnr = metrics.psnr(a, b)
-    psnr_text = "∞" if not np.isfinite(psnr) else f"{psnr:.2f} dB"
-    stats = f"PSNR {psnr_text} · SSIM {metrics.ssim(a, b):.4f} · mean ΔE00 {metrics.mean_delta_e00(a, b):.2f}  \n{caption}"
-    return Image.fromarray(out), stats
+        out, caption = compare.haze_picture(compare.haze_map(a, max_side=None))
+    return Image.fromarray(out), f"{result.summary()}  \n{caption}"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,74 @@
+"""What both learned models share: thumbnails, safetensors files with a config, the shipped-weights folder."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+Tensor = torch.Tensor
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+CONFIG_KEY = "lib_enhancer.config"
+
+
+def thumbnail(image: Tensor, side: int) -> Tensor:
+    """Squash float ``(*, 3, H, W)`` to ``(N, 3, side, side)`` with an antialiased resize."""
+    x = image.reshape(-1, 3, *image.shape[-2:]).float()
+    if x.shape[-2:] == (side, side):
+        return x
+    return F.interpolate(x, size=(side, side), mode="bilinear", antialias=True, align_corners=False).clamp(
+        0.0, 1.0
+    )
+
+
+def save_model(module: torch.nn.Module, config: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
+    """Write weights + their constructor config as one safetensors file, atomically."""
+    from safetensors.torch import save_file
+
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
+    state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+    try:
+        save_file(state, str(tmp), metadata={CONFIG_KEY: json.dumps(dict(config), sort_keys=True)})
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
+
+
+def read_model(path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """``(state_dict, config)`` of a file written by :func:`save_model`; clear error otherwise."""
+    from safetensors import safe_open
+
+    file = Path(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"model file not found: {file}")
+    try:
+        with safe_open(str(file), framework="pt") as f:
+            metadata = f.metadata() or {}
+            state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open has no iterator)
+    except Exception as exc:
+        raise ValueError(f"{file}: not a readable safetensors model ({exc})") from exc
+    if CONFIG_KEY not in metadata:
+        raise ValueError(f"{file}: safetensors file has no {CONFIG_KEY} metadata (not a lib_enhancer model)")
+    return state, json.loads(metadata[CONFIG_KEY])
+
+
+def write_json(path: str | os.PathLike[str], data: Mapping[str, Any]) -> Path:
+    """Pretty JSON, written atomically."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
+    try:
+        tmp.write_text(json.dumps(dict(data), indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target

@@ -1,0 +1,293 @@
+"""Learned modes: synthetic data, histogram transport, the two networks, training, API and CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from lib_enhancer.learned import histogram as H
+from lib_enhancer.learned import photos as P
+from lib_enhancer.learned import synth
+from lib_enhancer.learned.common import read_model, save_model
+from lib_enhancer.learned.predictor import PREDICTED, RecipePredictor, load_predictor
+from lib_enhancer.learned.train import TrainConfig, train
+from lib_enhancer.lut import apply_lut_torch, identity_lattice
+from lib_enhancer.params import get_param
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def smooth_photo(seed: int, h: int = 72, w: int = 96) -> np.ndarray:
+    """A colourful smooth synthetic 'photo' (uint8) — gradients plus blobs, no two alike."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w] / max(h, w)
+    out = np.zeros((h, w, 3))
+    for c in range(3):
+        a, b, ph = rng.uniform(1, 4, 3)
+        out[..., c] = 0.5 + 0.35 * np.sin(a * x * 3 + b * y * 2 + ph * 6) * rng.uniform(0.5, 1.0)
+    return np.clip(out * 255, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def photo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("photos")
+    for i in range(4):
+        Image.fromarray(smooth_photo(i)).save(folder / f"p{i}.png")
+    return folder
+
+
+# ---- synthetic degradations ---------------------------------------------------------------------
+
+
+def test_synth_is_seeded_and_edits_change_images() -> None:
+    photos = synth.photos_to_tensors([smooth_photo(i) for i in range(3)])
+    cfg = synth.SynthConfig(side=32)
+    a = synth.make_batch(photos, 16, cfg, torch.Generator().manual_seed(3))
+    b = synth.make_batch(photos, 16, cfg, torch.Generator().manual_seed(3))
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) and a[2] == b[2]
+    degraded, clean, edits = a
+    assert degraded.shape == clean.shape == (16, 3, 32, 32)
+    assert float(degraded.min()) >= 0.0 and float(degraded.max()) <= 1.0
+    for i, e in enumerate(edits):
+        changed = not torch.equal(degraded[i], clean[i])
+        assert changed == bool(e), (i, e)
+    x = photos[0][None, :, :32, :32]
+    for name, fn in synth.EDIT_FUNCTIONS.items():
+        moved = (fn(x, torch.Generator().manual_seed(1), 1.0) - x).abs().mean()
+        assert float(moved) > 1e-3, name
+
+
+# ---- histograms and transport -------------------------------------------------------------------
+
+
+def test_soft_histogram_sums_to_one_and_puts_mass_at_the_colour() -> None:
+    img = torch.zeros(1, 3, 4, 4)
+    img[:, 0] = 0.5 / 16 + 5 / 16  # red at the centre of bin 5, green/blue at bin 0's centre
+    img[:, 1:] = 0.5 / 16
+    h = H.soft_histogram(img, 16)
+    assert h.shape == (1, 16, 16, 16)
+    assert torch.isclose(h.sum(), torch.tensor(1.0))
+    assert float(h[0, 5, 0, 0]) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_transfer_to_itself_is_the_identity_lut() -> None:
+    img = torch.from_numpy(smooth_photo(1)).permute(2, 0, 1)[None].float() / 255
+    h = H.soft_histogram(img)[0]
+    table = H.transfer_lut(h, h)
+    assert np.abs(table - identity_lattice(table.shape[0])).max() < 1e-9
+
+
+def _kl(p: torch.Tensor, q: torch.Tensor) -> float:
+    return float(H.kl_divergence(p[None], torch.log(q[None] + 1e-8)))
+
+
+def test_idt_moves_the_histogram_onto_the_target() -> None:
+    src = torch.from_numpy(smooth_photo(2)).permute(2, 0, 1)[None].float() / 255
+    edited = synth.edit_cast(
+        synth.edit_gamma(src, torch.Generator().manual_seed(0), 1.0), torch.Generator().manual_seed(1), 1.0
+    ).clamp(0, 1)
+    hs, ht = H.soft_histogram(edited)[0], H.soft_histogram(src)[0]
+    table = H.transfer_lut(hs, ht)
+    out = apply_lut_torch(edited.double(), table).float()
+    ho = H.soft_histogram(out)[0]
+    before, after = _kl(ht, hs), _kl(ht, ho)
+    assert after < 0.25 * before, (before, after)
+    psnr = lambda a, b: float(-10 * torch.log10(((a - b) ** 2).mean()))  # noqa: E731
+    assert psnr(out, src) > psnr(edited, src) + 5.0
+
+
+def test_lut_replays_the_transport_of_the_bins() -> None:
+    """The 33³ lattice holds every 16³ bin centre, so the LUT reproduces the transported bins exactly."""
+    img = torch.from_numpy(smooth_photo(3)).permute(2, 0, 1)[None].float() / 255
+    target = synth.edit_saturation(img, torch.Generator().manual_seed(2), 1.0).clamp(0, 1)
+    hs, ht = H.soft_histogram(img)[0], H.soft_histogram(target)[0]
+    centres = H.bin_centres(16).numpy()
+    ws, wt = hs.reshape(-1).double().numpy(), ht.reshape(-1).double().numpy()
+    keep_s, keep_t = ws > 1e-7, wt > 1e-7
+    table, moved = H.idt_lut(centres[keep_s], ws[keep_s], centres[keep_t], wt[keep_t], size=33)
+    src = torch.from_numpy(centres[keep_s].T.copy()).reshape(1, 3, -1, 1)
+    via_lut = apply_lut_torch(src, table).reshape(3, -1).T.numpy()
+    assert np.abs(via_lut - np.clip(moved, 0, 1)).max() < 1e-5
+    assert np.abs(table - H.transfer_lut(hs, ht)).max() < 1e-6
+
+
+def test_mkl_matches_mean_and_covariance() -> None:
+    rng = np.random.default_rng(1)
+    source = rng.normal(0.4, 0.1, size=(2000, 3)) @ np.array([[1, 0.2, 0], [0, 1, 0.3], [0.1, 0, 1]])
+    target = rng.normal(0.6, 0.05, size=(2000, 3))
+    w = np.ones(2000)
+    table = H.mkl_lut(source, w, target, w, size=5)  # affine, so a coarse lattice is exact
+    lattice = identity_lattice(5).reshape(-1, 3)
+    # recover the affine map from the lattice and push the source samples through it
+    a, *_ = np.linalg.lstsq(np.c_[lattice, np.ones(len(lattice))], table.reshape(-1, 3), rcond=None)
+    mapped = np.c_[source, np.ones(len(source))] @ a
+    assert np.allclose(mapped.mean(0), target.mean(0), atol=1e-4)
+    assert np.allclose(np.cov(mapped.T), np.cov(target.T), atol=2e-4)
+
+
+def test_untrained_histogram_net_predicts_its_input() -> None:
+    net = H.HistogramNet(bins=8, widths=(4, 8, 8))
+    img = torch.rand(2, 3, 16, 16)
+    h = H.soft_histogram(img, 8)
+    pred = net.predict(h)
+    assert pred.shape == h.shape
+    assert torch.allclose(pred.sum(dim=(1, 2, 3)), torch.ones(2))
+    assert _kl(h[0], pred[0]) < 0.05  # the floor EMPTY adds a little mass to empty bins
+
+
+# ---- the recipe predictor -----------------------------------------------------------------------
+
+
+def test_predictor_outputs_stay_in_range_even_with_wild_weights() -> None:
+    torch.manual_seed(0)
+    model = RecipePredictor(side=32, width=8, hidden=16)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 5.0)
+    values = model(torch.rand(8, 3, 32, 32))
+    for j, name in enumerate(model.names):
+        param = get_param(name)
+        assert float(values[:, j].min()) >= param.minimum - 1e-6, name
+        assert float(values[:, j].max()) <= param.maximum + 1e-6, name
+    assert model.names == PREDICTED and all(get_param(n).stage == "global" for n in PREDICTED)
+
+
+def test_untrained_predictor_is_the_identity_recipe() -> None:
+    model = RecipePredictor(side=32, width=8, hidden=16)
+    params = model.predict(torch.rand(3, 40, 50))[0]
+    assert all(v == pytest.approx(get_param(n).neutral) for n, v in params.items())
+
+
+def test_saved_and_loaded_models_give_identical_outputs(tmp_path: Path) -> None:
+    torch.manual_seed(1)
+    model = RecipePredictor(side=32, width=8, hidden=16)
+    with torch.no_grad():
+        model.out.weight.normal_(0, 0.5)
+    path = save_model(model, model.config, tmp_path / "m.safetensors")
+    again = load_predictor(path)
+    x = torch.rand(2, 3, 32, 32)
+    model.eval()
+    assert torch.equal(model(x), again(x))
+    net = H.HistogramNet(bins=8, widths=(4, 8, 8))
+    with torch.no_grad():
+        net.out.weight.normal_(0, 0.5)
+    path = save_model(net, net.config, tmp_path / "h.safetensors")
+    h = H.soft_histogram(torch.rand(2, 3, 16, 16), 8)
+    assert torch.equal(net.predict(h), H.load_histogram_net(path).predict(h))
+    with pytest.raises(ValueError, match="not a recipe predictor"):
+        load_predictor(path)
+    (tmp_path / "junk.safetensors").write_bytes(b"not a model")
+    with pytest.raises(ValueError, match="not a readable safetensors"):
+        read_model(tmp_path / "junk.safetensors")
+
+
+# ---- training -----------------------------------------------------------------------------------
+
+
+def _tiny(kind: str, out: Path, steps: int) -> TrainConfig:
+    return TrainConfig(
+        kind=kind, out_dir=str(out), steps=steps, batch=8, lr=3e-3, photo_side=96, thumb_side=32, bins=8,
+        val_every=steps, checkpoint_every=10, val_samples=16, threads=1,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", ["recipe", "histogram"])
+def test_training_reduces_the_loss_and_writes_its_files(kind: str, photo_dir: Path, tmp_path: Path) -> None:
+    sources = P.folder_photos(photo_dir)
+    card = train(_tiny(kind, tmp_path, 40), sources[:3], sources[3:], progress=False)
+    name = {"recipe": "recipe_predictor", "histogram": "histogram_net"}[kind]
+    for suffix in (".safetensors", ".json", "_loss.png"):
+        assert (tmp_path / f"{name}{suffix}").is_file()
+    assert json.loads((tmp_path / f"{name}.json").read_text())["training_photos"] == ["p0", "p1", "p2"]
+    state = torch.load(tmp_path / f"{kind}.checkpoint.pt", weights_only=False)
+    loss = state["history"]["loss"]
+    assert np.mean(loss[-10:]) < 0.9 * np.mean(loss[:10]), loss
+    assert card["validation_photos"] == ["p3"]
+
+
+def test_resume_continues_exactly(photo_dir: Path, tmp_path: Path) -> None:
+    sources = P.folder_photos(photo_dir)
+    straight = train(_tiny("recipe", tmp_path / "a", 20), sources, [], progress=False)
+    cfg = _tiny("recipe", tmp_path / "b", 20)
+    partial = train(cfg, sources, [], progress=False, stop_after=10)  # as if interrupted
+    assert partial["steps_done"] == 10
+    resumed = train(cfg, sources, [], progress=False)
+    a, _ = read_model(tmp_path / "a" / "recipe_predictor.safetensors")
+    b, _ = read_model(tmp_path / "b" / "recipe_predictor.safetensors")
+    assert straight["validation"] == resumed["validation"]
+    for key in a:
+        assert torch.allclose(a[key], b[key], atol=1e-6), key
+
+
+# ---- shipped weights, API, CLI ------------------------------------------------------------------
+
+
+def test_shipped_weights_are_small_and_load() -> None:
+    from lib_enhancer.learned.histogram import DEFAULT_FILE as HIST
+    from lib_enhancer.learned.predictor import DEFAULT_FILE as PRED
+
+    for path in (PRED, HIST):
+        assert path.is_file(), path
+        assert path.stat().st_size < 4e6
+        card = json.loads(path.with_suffix(".json").read_text())
+        assert not set(card["training_photos"]) & set(P.HELD_OUT), "benchmark photos leaked into training"
+    load_predictor()
+    H.load_histogram_net()
+
+
+@pytest.mark.parametrize("mode", ["predict", "histogram"])
+def test_enhance_learned_modes(mode: str) -> None:
+    from lib_enhancer.api import enhance
+
+    dull = (smooth_photo(5, 60, 80).astype(np.float64) * 0.5 + 60).astype(np.uint8)
+    result = enhance(Image.fromarray(dull), mode=mode)
+    assert isinstance(result.image, Image.Image) and result.image.size == (80, 60)
+    assert result.recipe.info["mode"] == mode
+    for name, value in result.recipe.params.items():
+        param = get_param(name)
+        assert param.minimum <= value <= param.maximum
+    assert (result.lut is not None) == (mode == "histogram")
+    half = enhance(dull, mode=mode, strength=0.0)
+    assert np.abs(half.image.astype(int) - dull.astype(int)).max() <= 1  # strength 0: unchanged
+
+
+def test_learned_warm_start_for_the_optimizer() -> None:
+    from lib_enhancer.api import enhance
+
+    dull = (smooth_photo(6, 48, 64).astype(np.float64) * 0.4 + 40).astype(np.uint8)
+    result = enhance(dull, init="predict", steps=3, restarts=2)
+    assert result.recipe.info["mode"] == "gradient"
+    with pytest.raises(ValueError, match="unknown learned mode"):
+        enhance(dull, init="nope", steps=1)
+
+
+def test_cli_histogram_mode_writes_cube_and_train_command(photo_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "lib_enhancer"]
+    run = subprocess.run(
+        [*cmd, "enhance", str(photo_dir / "p0.png"), "-o", str(out), "--mode", "histogram", "-q"],
+        capture_output=True, text=True, cwd=REPO,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert len(list(out.glob("*.cube"))) == 1 and len(list(out.glob("*.png"))) == 1
+    run = subprocess.run(
+        [*cmd, "train", "recipe", "--photos", str(photo_dir), "-o", str(tmp_path / "m"), "--steps", "3",
+         "--batch", "4", "--threads", "1", "-q"],
+        capture_output=True, text=True, cwd=REPO,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    card = json.loads((tmp_path / "m" / "recipe_predictor.json").read_text())
+    assert card["trained_with"].startswith("python -m lib_enhancer train recipe --photos")
+    run = subprocess.run(
+        [*cmd, "enhance", str(photo_dir / "p1.png"), "-o", str(out), "--mode", "predict",
+         "--model", str(tmp_path / "m" / "recipe_predictor.safetensors"), "-q"],
+        capture_output=True, text=True, cwd=REPO,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
