@@ -48,16 +48,15 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from lib_enhancer.learned.photos import HELD_OUT, resize_to_megapixels  # noqa: E402
+from lib_enhancer.learned.photos import to_rgb_uint8 as _to_rgb_uint8  # noqa: E402
 from lib_enhancer.metrics import ciede2000, mean_delta_e00, psnr, rgb_to_lab, ssim  # noqa: E402
 
 BENCH_DIR = Path(__file__).resolve().parent
 DEFAULT_OUT = BENCH_DIR / "out"
 DEFAULT_RESULTS = BENCH_DIR / "results" / "quality.md"
 BENCH_SOURCES = ("mate", "skimage", "sklearn")  # MATE nature photos, skimage.data, sklearn samples
-try:  # photos the shipped learned models never saw (they train on the rest of the offline set)
-    from lib_enhancer.learned.photos import HELD_OUT
-except ImportError:
-    HELD_OUT = ()
+# HELD_OUT: the photos the shipped learned models never saw (they train on the rest of the offline set)
 PSNR_CAP = 100.0  # identical images have infinite PSNR; cap it when averaging
 
 # ================================================================================================
@@ -69,23 +68,6 @@ PSNR_CAP = 100.0  # identical images have infinite PSNR; cap it when averaging
 class Photo:
     name: str
     image: np.ndarray  # uint8 (H, W, 3)
-
-
-def resize_to_megapixels(img: np.ndarray, megapixels: float | None) -> np.ndarray:
-    """Downscale (never upscale) a uint8 RGB image to about ``megapixels`` million pixels."""
-    h, w = img.shape[:2]
-    if not megapixels or megapixels <= 0 or h * w <= megapixels * 1e6:
-        return img
-    scale = math.sqrt(megapixels * 1e6 / (h * w))
-    size = (max(16, round(w * scale)), max(16, round(h * scale)))
-    return np.asarray(Image.fromarray(img).resize(size, Image.Resampling.LANCZOS))
-
-
-def _to_rgb_uint8(im: Image.Image) -> np.ndarray:
-    im = ImageOps.exif_transpose(im)
-    if im.mode != "RGB":
-        im = im.convert("RGB")
-    return np.asarray(im, dtype=np.uint8)
 
 
 def discover_photos(photos_dir: str | None = None) -> list[tuple[str, Callable[[], np.ndarray]]]:

@@ -377,8 +377,7 @@ def _enhance_learned(
     """One forward pass of a learned model on the preview, applied once at full resolution."""
     import time
 
-    from lib_enhancer.learned.modes import apply_table
-    from lib_enhancer.lut import apply_lut_torch
+    from lib_enhancer.lut import apply_lut_array, apply_lut_torch
     from lib_enhancer.params import NEUTRAL
 
     start = time.perf_counter()
@@ -409,6 +408,6 @@ def _enhance_learned(
             out_image = adapted.restore(apply_lut_torch(adapted.tensor, edit.lut))
     else:
         assert adapted.rgb is not None
-        out_image = adapted.restore(apply_table(adapted.rgb, edit.lut))
+        out_image = adapted.restore(apply_lut_array(adapted.rgb, edit.lut))
     message = f"{mode}: one pass in {time.perf_counter() - start:.2f} s"
     return Result(out_image, recipe, before, after, [], False, message, edit.lut)

@@ -16,7 +16,7 @@ import os
 import shlex
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -222,53 +222,64 @@ def _check_target(source: Path, target: Path, inputs: set[Path], overwrite: bool
 # ---------------------------------------------------------------------------------------------
 
 
-def cmd_enhance(args: argparse.Namespace) -> int:
-    from lib_enhancer.api import enhance, get_scorer
+def _for_each_image(args: argparse.Namespace, verb: str, process: Callable[[Path, Path, Any], str]) -> int:
+    """The batch loop of ``enhance``/``apply``: expand inputs, pick and check each output path,
+    load the image, ``process(path, target, loaded) -> line``; one bad file never stops the batch."""
     from lib_enhancer.imageio import load_image
 
     files = expand_inputs(args.inputs, args.recursive)
     if not files:
         raise UsageError("no input images")
-    locks = _parse_locks(args.lock or [])
-    scorer = get_scorer(args.scorer, args.device, **_scorer_options(args))
     inputs = {p.resolve() for p in files}
     outcomes: list[Outcome] = []
     for path in _progress(files, not args.quiet):
-        started = time.perf_counter()
         try:
             target = output_path(path, args.output, args.suffix, args.format)
             _check_target(path, target, inputs, args.overwrite)
-            loaded = load_image(path)
-            result = enhance(
-                loaded.rgb,
-                scorer=scorer,
-                mode=args.mode,
-                max_evals=args.max_evals,
-                steps=args.steps,
-                time_budget=args.time,
-                strength=args.strength,
-                seed=args.seed,
-                lock=locks,
-                device=args.device,
-                init=args.init,
-                model=args.model,
-            )
-            recipe = result.recipe.with_info(source=path.name)
-            _save_result(loaded, result.image, target, recipe.to_json(indent=None), args)
-            if result.lut is not None:  # histogram mode: the exact edit is the LUT; keep it beside
-                from lib_enhancer.lut import write_cube
-
-                write_cube(
-                    target.with_suffix(".cube"), result.lut, title=f"lib_enhancer histogram {path.name}"
-                )
+            line = process(path, target, load_image(path))
         except Exception as exc:  # one bad file must not stop the batch
             outcomes.append(_report_error(path, exc))
             continue
+        outcomes.append(Outcome(path, True, line))
+    return _summary(outcomes, verb)
+
+
+def cmd_enhance(args: argparse.Namespace) -> int:
+    from lib_enhancer.api import enhance, get_scorer
+
+    if not expand_inputs(args.inputs, args.recursive):
+        raise UsageError("no input images")
+    locks = _parse_locks(args.lock or [])
+    scorer = get_scorer(args.scorer, args.device, **_scorer_options(args))
+
+    def process(path: Path, target: Path, loaded: Any) -> str:
+        started = time.perf_counter()
+        result = enhance(
+            loaded.rgb,
+            scorer=scorer,
+            mode=args.mode,
+            max_evals=args.max_evals,
+            steps=args.steps,
+            time_budget=args.time,
+            strength=args.strength,
+            seed=args.seed,
+            lock=locks,
+            device=args.device,
+            init=args.init,
+            model=args.model,
+        )
+        recipe = result.recipe.with_info(source=path.name)
+        _save_result(loaded, result.image, target, recipe.to_json(indent=None), args)
+        if result.lut is not None:  # histogram mode: the exact edit is the LUT; keep it beside
+            from lib_enhancer.lut import write_cube
+
+            write_cube(target.with_suffix(".cube"), result.lut, title=f"lib_enhancer histogram {path.name}")
         line = f"{path} -> {target}: {result.message} ({time.perf_counter() - started:.1f} s)"
         if not args.quiet:
             print(line, file=sys.stderr)
-        outcomes.append(Outcome(path, True, line))
-    return _summary(outcomes, "enhance")
+        return line
+
+    return _for_each_image(args, "enhance", process)
 
 
 def _load_recipe(source: str) -> Any:
@@ -290,8 +301,6 @@ def _load_recipe(source: str) -> Any:
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
-    from lib_enhancer.imageio import load_image
-
     if sum(x is not None for x in (args.recipe, args.model, args.lut)) != 1:
         raise UsageError("give one of --recipe, --model or --lut")
     if args.model is not None:
@@ -303,23 +312,13 @@ def cmd_apply(args: argparse.Namespace) -> int:
     recipe = _load_recipe(args.recipe)
     if args.strength is not None:
         recipe = recipe.with_strength(args.strength)
-    files = expand_inputs(args.inputs, args.recursive)
-    if not files:
-        raise UsageError("no input images")
-    inputs = {p.resolve() for p in files}
-    outcomes: list[Outcome] = []
-    for path in _progress(files, not args.quiet):
-        try:
-            target = output_path(path, args.output, args.suffix, args.format)
-            _check_target(path, target, inputs, args.overwrite)
-            loaded = load_image(path)
-            out = render(loaded.rgb, recipe)
-            _save_result(loaded, out, target, recipe.with_info(source=path.name).to_json(indent=None), args)
-        except Exception as exc:
-            outcomes.append(_report_error(path, exc))
-            continue
-        outcomes.append(Outcome(path, True, str(target)))
-    return _summary(outcomes, "apply")
+
+    def process(path: Path, target: Path, loaded: Any) -> str:
+        out = render(loaded.rgb, recipe)
+        _save_result(loaded, out, target, recipe.with_info(source=path.name).to_json(indent=None), args)
+        return str(target)
+
+    return _for_each_image(args, "apply", process)
 
 
 def cmd_score(args: argparse.Namespace) -> int:
@@ -418,10 +417,9 @@ def cmd_apply_lut(args: argparse.Namespace) -> int:
     ``--strength`` blends the LUT with the identity. Nothing is embedded and no sidecar is written
     (a LUT is not a recipe).
     """
-    import numpy as np
 
-    from lib_enhancer.imageio import load_image, save_image
-    from lib_enhancer.lut import apply_lut_array, identity_lattice, read_cube
+    from lib_enhancer.imageio import save_image
+    from lib_enhancer.lut import apply_lut_array, blend_lut, read_cube
 
     try:
         table = read_cube(args.lut)
@@ -430,38 +428,26 @@ def cmd_apply_lut(args: argparse.Namespace) -> int:
     if args.strength is not None:
         if not 0.0 <= args.strength <= 1.0:
             raise UsageError(f"--strength must be in [0, 1], got {args.strength}")
-        ident = identity_lattice(table.shape[0]).astype(np.float32)
-        table = ident + np.float32(args.strength) * (table - ident)
-    files = expand_inputs(args.inputs, args.recursive)
-    if not files:
-        raise UsageError("no input images")
-    inputs = {p.resolve() for p in files}
-    outcomes: list[Outcome] = []
-    for path in _progress(files, not args.quiet):
-        try:
-            target = output_path(path, args.output, args.suffix, args.format)
-            _check_target(path, target, inputs, args.overwrite)
-            loaded = load_image(path)
-            out = apply_lut_array(loaded.rgb, table)
-            save_image(
-                target,
-                out,
-                alpha=loaded.alpha,
-                exif=loaded.exif,
-                icc_profile=loaded.icc_profile,
-                quality=args.quality,
-                overwrite=args.overwrite,
-            )
-        except Exception as exc:
-            outcomes.append(_report_error(path, exc))
-            continue
-        outcomes.append(Outcome(path, True, str(target)))
-    return _summary(outcomes, "apply")
+        table = blend_lut(table, args.strength)
+
+    def process(path: Path, target: Path, loaded: Any) -> str:
+        out = apply_lut_array(loaded.rgb, table)
+        save_image(
+            target,
+            out,
+            alpha=loaded.alpha,
+            exif=loaded.exif,
+            icc_profile=loaded.icc_profile,
+            quality=args.quality,
+            overwrite=args.overwrite,
+        )
+        return str(target)
+
+    return _for_each_image(args, "apply", process)
 
 
 def cmd_apply_model(args: argparse.Namespace) -> int:
     """``apply --model unpaired:NAME``: each image gets the recipe the model predicts for it."""
-    from lib_enhancer.imageio import load_image
     from lib_enhancer.render import render
     from lib_enhancer.unpaired import load_unpaired
 
@@ -469,26 +455,16 @@ def cmd_apply_model(args: argparse.Namespace) -> int:
     if not sep or kind != "unpaired":
         raise UsageError(f"--model {args.model!r}: expected unpaired:NAME (see 'train unpaired')")
     model = load_unpaired(name, cache_dir=args.models_dir)
-    files = expand_inputs(args.inputs, args.recursive)
-    if not files:
-        raise UsageError("no input images")
-    inputs = {p.resolve() for p in files}
-    outcomes: list[Outcome] = []
-    for path in _progress(files, not args.quiet):
-        try:
-            target = output_path(path, args.output, args.suffix, args.format)
-            _check_target(path, target, inputs, args.overwrite)
-            loaded = load_image(path)
-            recipe = model.predict_recipe(loaded.rgb)
-            if args.strength is not None:
-                recipe = recipe.with_strength(args.strength)
-            out = render(loaded.rgb, recipe)
-            _save_result(loaded, out, target, recipe.with_info(source=path.name).to_json(indent=None), args)
-        except Exception as exc:
-            outcomes.append(_report_error(path, exc))
-            continue
-        outcomes.append(Outcome(path, True, str(target)))
-    return _summary(outcomes, "apply")
+
+    def process(path: Path, target: Path, loaded: Any) -> str:
+        recipe = model.predict_recipe(loaded.rgb)
+        if args.strength is not None:
+            recipe = recipe.with_strength(args.strength)
+        out = render(loaded.rgb, recipe)
+        _save_result(loaded, out, target, recipe.with_info(source=path.name).to_json(indent=None), args)
+        return str(target)
+
+    return _for_each_image(args, "apply", process)
 
 
 def cmd_compare(args: argparse.Namespace) -> int:

@@ -32,6 +32,14 @@ def identity_lattice(size: int) -> np.ndarray:
     return np.stack([r, g, b], axis=-1)
 
 
+def blend_lut(table: np.ndarray, strength: float) -> np.ndarray:
+    """The LUT moved towards the identity by ``strength`` in [0, 1] (float32)."""
+    if not 0.0 <= strength <= 1.0:
+        raise ValueError(f"strength must be in [0, 1], got {strength}")
+    ident = identity_lattice(table.shape[0]).astype(np.float32)
+    return ident + np.float32(strength) * (np.asarray(table, dtype=np.float32) - ident)
+
+
 def build_lut(
     global_params: Mapping[str, float],
     size: int = DEFAULT_LUT_SIZE,

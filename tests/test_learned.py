@@ -181,7 +181,7 @@ def test_saved_and_loaded_models_give_identical_outputs(tmp_path: Path) -> None:
     path = save_model(net, net.config, tmp_path / "h.safetensors")
     h = H.soft_histogram(torch.rand(2, 3, 16, 16), 8)
     assert torch.equal(net.predict(h), H.load_histogram_net(path).predict(h))
-    with pytest.raises(ValueError, match="not a recipe predictor"):
+    with pytest.raises(ValueError, match="not a recipe model"):
         load_predictor(path)
     (tmp_path / "junk.safetensors").write_bytes(b"not a model")
     with pytest.raises(ValueError, match="not a readable safetensors"):

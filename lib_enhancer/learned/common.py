@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,17 @@ def read_model(path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], dict[st
     if CONFIG_KEY not in metadata:
         raise ValueError(f"{file}: safetensors file has no {CONFIG_KEY} metadata (not a lib_enhancer model)")
     return state, json.loads(metadata[CONFIG_KEY])
+
+
+@functools.lru_cache(maxsize=8)
+def load_model(path: str, kind: str, build: Callable[[dict[str, Any]], torch.nn.Module]) -> torch.nn.Module:
+    """A model of ``kind`` from a :func:`save_model` file, built by ``build(config)``; cached, eval mode."""
+    state, config = read_model(path)
+    if config.get("kind") != kind:
+        raise ValueError(f"{path}: not a {kind} model (kind {config.get('kind')!r})")
+    model = build(config)
+    model.load_state_dict(state)
+    return model.eval()
 
 
 def write_json(path: str | os.PathLike[str], data: Mapping[str, Any]) -> Path:

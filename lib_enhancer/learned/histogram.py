@@ -14,7 +14,6 @@ an edited photo's histogram back to the original's), made fast and shippable:
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lib_enhancer.learned.common import WEIGHTS_DIR, read_model
+from lib_enhancer.learned.common import WEIGHTS_DIR, load_model
 from lib_enhancer.lut import identity_lattice
 
 Tensor = torch.Tensor
@@ -292,22 +291,10 @@ def transfer_lut(
     return table
 
 
-def blend_lut(table: np.ndarray, strength: float) -> np.ndarray:
-    """The LUT moved towards identity by ``strength`` in [0, 1]."""
-    ident = identity_lattice(table.shape[0]).astype(np.float32)
-    return ident + float(strength) * (table - ident)
-
-
 def load_histogram_net(path: str | os.PathLike[str] | None = None) -> HistogramNet:
     """Load a network written by ``train histogram`` (default: the shipped weights)."""
-    return _load(str(Path(path) if path else DEFAULT_FILE))
+    return load_model(str(Path(path) if path else DEFAULT_FILE), "histogram", _build)
 
 
-@functools.lru_cache(maxsize=4)
-def _load(path: str) -> HistogramNet:
-    state, config = read_model(path)
-    if config.get("kind") != "histogram":
-        raise ValueError(f"{path}: not a histogram network (kind {config.get('kind')!r})")
-    model = HistogramNet(config["bins"], config["widths"], config.get("side", 128))
-    model.load_state_dict(state)
-    return model.eval()
+def _build(config: dict[str, Any]) -> HistogramNet:
+    return HistogramNet(config["bins"], config["widths"], config.get("side", 128))

@@ -15,9 +15,9 @@ import torch
 
 from lib_enhancer.filters.pipeline import apply_filters
 from lib_enhancer.learned.common import thumbnail
-from lib_enhancer.learned.histogram import blend_lut, load_histogram_net, soft_histogram, transfer_lut
+from lib_enhancer.learned.histogram import load_histogram_net, soft_histogram, transfer_lut
 from lib_enhancer.learned.predictor import PREDICTED, ParamSquash, load_predictor
-from lib_enhancer.lut import apply_lut_pil, apply_lut_torch
+from lib_enhancer.lut import apply_lut_torch, blend_lut
 
 Tensor = torch.Tensor
 LEARNED_MODES = ("predict", "histogram")
@@ -103,17 +103,3 @@ def fit_recipe_to_lut(
             .mean()
         )
     return {n: round(float(v), 4) for n, v in zip(PREDICTED, values, strict=False)}, error
-
-
-def apply_table(rgb: np.ndarray, table: np.ndarray, rows_per_strip: int = 1024) -> np.ndarray:
-    """A LUT on an ``(H, W, 3)`` uint8 (PIL's C trilinear) or uint16 (torch, strip-wise) array."""
-    if rgb.dtype == np.uint8:
-        return apply_lut_pil(np.ascontiguousarray(rgb), table)
-    out = np.empty_like(rgb)
-    scale = float(np.iinfo(rgb.dtype).max)
-    for y in range(0, rgb.shape[0], rows_per_strip):
-        strip = torch.from_numpy(rgb[y : y + rows_per_strip].astype(np.float32) / scale).permute(2, 0, 1)
-        with torch.no_grad():
-            done = apply_lut_torch(strip, table).permute(1, 2, 0).numpy()
-        out[y : y + rows_per_strip] = np.round(done * scale).astype(rgb.dtype)
-    return out

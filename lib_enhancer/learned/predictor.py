@@ -8,7 +8,6 @@ into each parameter's range (``tanh``; 0 = neutral), so they never leave it.
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -18,7 +17,7 @@ import torch
 from torch import nn
 
 from lib_enhancer.filters.color import luminance
-from lib_enhancer.learned.common import WEIGHTS_DIR, read_model, thumbnail
+from lib_enhancer.learned.common import WEIGHTS_DIR, load_model, thumbnail
 from lib_enhancer.params import PARAMS, get_param
 
 Tensor = torch.Tensor
@@ -127,17 +126,11 @@ class RecipePredictor(nn.Module):
 
 def load_predictor(path: str | os.PathLike[str] | None = None) -> RecipePredictor:
     """Load a predictor written by ``train recipe`` (default: the shipped weights)."""
-    return _load(str(Path(path) if path else DEFAULT_FILE))
+    return load_model(str(Path(path) if path else DEFAULT_FILE), "recipe", _build)
 
 
-@functools.lru_cache(maxsize=4)
-def _load(path: str) -> RecipePredictor:
-    state, config = read_model(path)
-    if config.get("kind") != "recipe":
-        raise ValueError(f"{path}: not a recipe predictor (kind {config.get('kind')!r})")
-    model = RecipePredictor(config["names"], config["side"], config["width"], config["hidden"])
-    model.load_state_dict(state)
-    return model.eval()
+def _build(config: dict[str, Any]) -> RecipePredictor:
+    return RecipePredictor(config["names"], config["side"], config["width"], config["hidden"])
 
 
 def predict_params(image: Tensor, path: str | os.PathLike[str] | None = None) -> dict[str, float]:
