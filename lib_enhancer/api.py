@@ -273,7 +273,10 @@ def enhance(
         restarts: candidates optimised together (one batched scorer call per step).
         l2: pull towards neutral (larger = more conservative edits); default from OptimizeConfig.
         lock: parameters held at fixed values.
-        active: parameters the optimizer may change (default: all but sharpen).
+        active: parameters the optimizer may change (default: the scorer's
+            :func:`~lib_enhancer.optimize.default_active` set — all but sharpen, the per-channel levels
+            and the creative edits —; the search modes' :func:`~lib_enhancer.search.soft_set` adds the
+            per-channel levels).
         init: warm start (a recipe, a parameter mapping, or ``"predict"`` / ``"histogram"`` to
             start from a learned mode's proposal).
         preview_side: long side of the optimisation preview (default 256 px; 160 px for scorers
@@ -310,7 +313,14 @@ def enhance(
     }
     if l2 is not None:
         config_kwargs["l2"] = l2
-    config_kwargs["active"] = tuple(active) if active is not None else default_active(module)
+    if active is not None:
+        config_kwargs["active"] = tuple(active)
+    elif mode == "gradient":
+        config_kwargs["active"] = default_active(module)
+    else:  # the search modes' soft set adds the per-channel levels
+        from lib_enhancer.search import soft_set
+
+        config_kwargs["active"] = soft_set(module)
     if mode == "gradient":
         run = optimize(preview, module, OptimizeConfig(**config_kwargs), strength=strength, callback=callback)
     else:

@@ -125,6 +125,72 @@ PARAMS: tuple[Param, ...] = (
         "White point: positive brightens whites up to clipping, negative dims them.",
     ),
     Param(
+        "black_r",
+        "Black point red",
+        0.0,
+        -0.3,
+        0.3,
+        0.005,
+        "global",
+        "colour",
+        "Red black point on top of Blacks: + deepens red in the shadows, - lifts it.",
+    ),
+    Param(
+        "black_g",
+        "Black point green",
+        0.0,
+        -0.3,
+        0.3,
+        0.005,
+        "global",
+        "colour",
+        "Green black point on top of Blacks: + deepens green in the shadows, - lifts it.",
+    ),
+    Param(
+        "black_b",
+        "Black point blue",
+        0.0,
+        -0.3,
+        0.3,
+        0.005,
+        "global",
+        "colour",
+        "Blue black point on top of Blacks: + deepens blue in the shadows, - lifts it.",
+    ),
+    Param(
+        "white_r",
+        "White point red",
+        0.0,
+        -0.3,
+        0.3,
+        0.005,
+        "global",
+        "colour",
+        "Red white point on top of Whites: + brightens red in the highlights, - dims it.",
+    ),
+    Param(
+        "white_g",
+        "White point green",
+        0.0,
+        -0.3,
+        0.3,
+        0.005,
+        "global",
+        "colour",
+        "Green white point on top of Whites: + brightens green in the highlights, - dims it.",
+    ),
+    Param(
+        "white_b",
+        "White point blue",
+        0.0,
+        -0.3,
+        0.3,
+        0.005,
+        "global",
+        "colour",
+        "Blue white point on top of Whites: + brightens blue in the highlights, - dims it.",
+    ),
+    Param(
         "brightness",
         "Brightness",
         0.0,
@@ -387,6 +453,11 @@ NEUTRAL: dict[str, float] = {p.name: p.neutral for p in PARAMS}
 #: The creative ("hard set") parameters, in application order, and the rest of the table.
 CREATIVE_NAMES: tuple[str, ...] = tuple(p.name for p in PARAMS if p.stage == "creative")
 CORE_NAMES: tuple[str, ...] = tuple(p.name for p in PARAMS if p.stage != "creative")
+#: Per-channel levels (a black and a white point per channel, on top of ``blacks`` / ``whites``), in
+#: table order: the degrees of freedom of NUlIE's per-channel autocontrast. The search modes move them
+#: (soft set); the gradient optimizer leaves them alone unless named in ``active``.
+CHANNEL_LEVEL_NAMES: tuple[str, ...] = tuple(f"{kind}_{c}" for kind in ("black", "white") for c in "rgb")
+assert all(PARAMS_BY_NAME[n].stage == "global" for n in CHANNEL_LEVEL_NAMES)
 
 
 def is_creative(name: str) -> bool:

@@ -1,9 +1,9 @@
 """Search engine: best-first and beam search over recipes, hybrids with the gradient optimizer, and a
 faithful re-implementation of NUl Image Enhancer's loop for side-by-side measurements.
 
-**The space.** A node is a recipe: one value per searchable parameter (the table's default active
-parameters, plus the creative "hard set" — the ``creative`` stage of :mod:`lib_enhancer.params` —
-when ``hard=True``), snapped to the parameter's UI step so that a node is an integer grid point and the
+**The space.** A node is a recipe: one value per searchable parameter (the soft set — the table's
+default active parameters and the per-channel levels —, plus the creative "hard set" — the
+``creative`` stage of :mod:`lib_enhancer.params` — when ``hard=True``), snapped to the parameter's UI step so that a node is an integer grid point and the
 memo (point -> score) is exact. Locked parameters are applied to every candidate and never move.
 
 **Moves.** Every parameter has ``±`` moves at each of ``SearchConfig.scales`` (fractions of its
@@ -71,7 +71,7 @@ from lib_enhancer.optimize import (
     optimize,
     setup_run,
 )
-from lib_enhancer.params import PARAMS_BY_NAME, Param, get_param
+from lib_enhancer.params import CHANNEL_LEVEL_NAMES, PARAM_NAMES, PARAMS_BY_NAME, Param, get_param
 
 Tensor = torch.Tensor
 
@@ -107,7 +107,7 @@ class SearchConfig:
         hard: also search the creative edits that change the look (and NUlIE's hard set in
             ``nulie`` mode). Off by default.
         seed: seeds exploration, restarts, the gradient phase and NUlIE's random choices.
-        active: parameters the search may change; ``None`` = :func:`default_active` of the scorer
+        active: parameters the search may change; ``None`` = :func:`soft_set` of the scorer
             (plus every creative parameter when ``hard``).
         lock: parameters held at a value throughout (applied to every candidate).
         init: the start recipe (snapped to the parameter grid).
@@ -1154,12 +1154,21 @@ def _ceiling(scorer: torch.nn.Module, sign: float) -> float:
     return high if sign > 0 else -low
 
 
+def soft_set(scorer: torch.nn.Module) -> tuple[str, ...]:
+    """The photographic parameters a search moves by default, in table order: the scorer's
+    :func:`~lib_enhancer.optimize.default_active` set plus the per-channel levels (NUlIE reaches its
+    scores with per-channel autocontrast; small discrete moves and the hybrids' unregularised
+    gradient phases make good use of them)."""
+    wanted = {*default_active(scorer), *CHANNEL_LEVEL_NAMES}
+    return tuple(n for n in PARAM_NAMES if n in wanted)
+
+
 def _search_active(scorer: torch.nn.Module, cfg: SearchConfig) -> tuple[str, ...]:
-    """The parameters a search may move: ``cfg.active``, else the scorer's default active set plus
-    the creative hard set when ``cfg.hard``."""
+    """The parameters a search may move: ``cfg.active``, else the :func:`soft_set` of the scorer
+    plus the creative hard set when ``cfg.hard``."""
     if cfg.active is not None:
         return tuple(cfg.active)
-    return (*default_active(scorer), *(CREATIVE_NAMES if cfg.hard else ()))
+    return (*soft_set(scorer), *(CREATIVE_NAMES if cfg.hard else ()))
 
 
 def search(

@@ -12,12 +12,19 @@ from lib_enhancer.filters import color, local
 from lib_enhancer.filters.pipeline import STEPS, apply_filters
 from lib_enhancer.params import NEUTRAL, PARAMS, PARAMS_BY_NAME, validate_params
 
+
+def _channel_levels(image, br, bg, bb, wr, wg, wb):
+    """:func:`color.channel_levels` with flat parameters, for the shared per-op tests below."""
+    return color.channel_levels(image, (br, bg, bb), (wr, wg, wb))
+
+
 # name -> (function(image, *params), interior parameter values used for gradcheck)
 FILTERS = {
     "white_balance": (color.white_balance, (0.3, -0.2)),
     "exposure": (color.exposure, (0.4,)),
     "linear_light": (color.linear_light, (0.2, 0.1, -0.3)),
     "levels": (color.levels, (0.05, 0.08)),
+    "channel_levels": (_channel_levels, (0.05, -0.04, 0.1, 0.08, -0.06, 0.03)),
     "brightness": (color.brightness, (0.4,)),
     "contrast": (color.contrast, (0.5,)),
     "shadows": (color.shadows, (0.4,)),
@@ -35,6 +42,7 @@ NEUTRALS = {
     "exposure": (0.0,),
     "linear_light": (0.0, 0.0, 0.0),
     "levels": (0.0, 0.0),
+    "channel_levels": (0.0,) * 6,
     "brightness": (0.0,),
     "contrast": (0.0,),
     "shadows": (0.0,),
@@ -159,6 +167,70 @@ def test_exposure_one_stop_doubles_linear_light():
 def test_levels_value():
     assert color.levels(_grey(0.5), 0.1, 0.0)[0, 0, 0, 0].item() == pytest.approx(0.4 / 0.9)
     assert color.levels(_grey(0.5), 0.0, 0.2)[0, 0, 0, 0].item() == pytest.approx(0.625)
+
+
+def test_channel_levels_values():
+    x = torch.tensor([0.5, 0.5, 0.2], dtype=torch.float64).view(1, 3, 1, 1)
+    out = color.channel_levels(x, (0.1, 0.0, -0.1), (0.0, 0.2, -0.1))[0, :, 0, 0]
+    # red: (0.5 - 0.1) / 0.9; green: 0.5 / 0.8; blue: (0.2 + 0.1) / (1 + 0.1 + 0.1)
+    torch.testing.assert_close(out, torch.tensor([0.4 / 0.9, 0.625, 0.25], dtype=torch.float64))
+    # equal points on every channel are the global levels
+    y = _image(2)
+    torch.testing.assert_close(color.channel_levels(y, (0.07,) * 3, (0.05,) * 3), color.levels(y, 0.07, 0.05))
+    with pytest.raises(ValueError):
+        color.channel_levels(y, (0.1, 0.1), (0.0, 0.0, 0.0))
+
+
+def test_channel_levels_gradient_is_per_channel_and_hand_checked():
+    """d/db_c and d/dw_c of ``(x_c - b_c) / (1 - w_c - b_c)``, and no leak into other channels."""
+    x = _image(1, 5, 6)
+    b = [torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in (0.05, -0.04, 0.1)]
+    w = [torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in (0.08, -0.06, 0.03)]
+    out = color.channel_levels(x, b, w)
+    for c in range(3):
+        gb, gw = torch.autograd.grad(out[:, c].sum(), (b[c], w[c]), retain_graph=True)
+        d = 1.0 - w[c].item() - b[c].item()
+        xc = x[:, c]
+        assert gb.item() == pytest.approx(((xc - 1.0 + w[c].item()) / d**2).sum().item(), rel=1e-12)
+        assert gw.item() == pytest.approx(((xc - b[c].item()) / d**2).sum().item(), rel=1e-12)
+        others = [p for k, p in enumerate(b + w) if k % 3 != c]
+        leaked = torch.autograd.grad(out[:, c].sum(), others, retain_graph=True, allow_unused=True)
+        assert all(g is None or g.abs().item() == 0.0 for g in leaked)
+
+
+def test_channel_levels_gradcheck_can_fail():
+    """The float64 gradcheck above is not vacuous: a wrong backward of the same forward fails it."""
+
+    class WrongBackward(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, image, black):
+            return color.channel_levels(image, (black, 0.0, 0.0), (0.0, 0.0, 0.0))
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad, grad[:, 0].sum().reshape(1) * 0.5  # wrong on both inputs
+
+    x = _image(1, 4, 5).requires_grad_(True)
+    b = torch.tensor([0.05], dtype=torch.float64, requires_grad=True)
+    assert not torch.autograd.gradcheck(
+        WrongBackward.apply, (x, b), eps=1e-6, atol=1e-5, raise_exception=False
+    )
+
+
+def test_channel_levels_in_the_pipeline_follow_global_levels():
+    """The pipeline step runs right after ``levels``: its points are offsets on the levelled image."""
+    x = _image(2)
+    params = {"blacks": 0.05, "whites": 0.04, "black_b": 0.06, "white_r": -0.03}
+    expected = color.channel_levels(color.levels(x, 0.05, 0.04), (0.0, 0.0, 0.06), (-0.03, 0.0, 0.0))
+    torch.testing.assert_close(apply_filters(x, params, clamp=False), expected)
+    names = [n for names, _ in STEPS for n in names]
+    assert names[names.index("whites") + 1 : names.index("whites") + 7] == [
+        "black_r", "black_g", "black_b", "white_r", "white_g", "white_b"
+    ]  # fmt: skip
+    batch = {"black_g": torch.tensor([0.1, 0.0], dtype=x.dtype)}
+    out = apply_filters(x, batch, clamp=False)
+    torch.testing.assert_close(out[1], x[1])
+    torch.testing.assert_close(out[0], apply_filters(x[:1], {"black_g": 0.1}, clamp=False)[0])
 
 
 def test_brightness_and_contrast_values():

@@ -325,6 +325,11 @@ def test_separable_chains_use_per_channel_curves():
         is not None
     )
     assert render.separable_curves(SMOOTH, ("global",)) is None  # contrast and saturation mix channels
+    per_channel = {**SEPARABLE, "black_r": 0.04, "black_b": -0.03, "white_g": 0.05, "white_b": -0.06}
+    assert render.separable_curves(per_channel, ("global",)) is not None  # per-channel levels
+    out = render.render(img, Recipe(per_channel), work_side=512)
+    assert np.abs(out.astype(int) - _direct(img, per_channel).astype(int)).max() <= 1
+    assert render._Plan(img, Recipe(per_channel), 512, 65).colour.kind == "curves"
     assert render.separable_curves({"hue": 0.2}, ("creative",)) is None
     out = render.render(img, Recipe(SEPARABLE), work_side=512)
     assert np.abs(out.astype(int) - _direct(img, SEPARABLE).astype(int)).max() <= 1

@@ -486,3 +486,29 @@ def test_split_and_render() -> None:
     torch.testing.assert_close(render(x, {"exposure": 0.3, "invert": 1.0}), expected)
     assert render(x, {}) is x
     assert math.isfinite(score_recipes(x, TargetScorer(x), [{"hue": 0.3}])[0])
+
+
+def test_soft_set_adds_per_channel_levels_that_the_optimizer_leaves_out() -> None:
+    from lib_enhancer.optimize import DEFAULT_ACTIVE, default_active
+    from lib_enhancer.params import CHANNEL_LEVEL_NAMES, PARAM_NAMES
+    from lib_enhancer.search import soft_set
+
+    natural = create_scorer("natural")
+    soft = soft_set(natural)
+    assert not set(CHANNEL_LEVEL_NAMES) & set(DEFAULT_ACTIVE)
+    assert set(soft) == set(default_active(natural)) | set(CHANNEL_LEVEL_NAMES)
+    assert list(soft) == [n for n in PARAM_NAMES if n in soft]  # table order
+    assert not set(CREATIVE_NAMES) & set(soft)
+
+
+def test_search_moves_per_channel_levels_to_remove_a_cast() -> None:
+    """A photo given a per-channel levels cast: the default search moves per-channel points."""
+    from lib_enhancer.params import CHANNEL_LEVEL_NAMES
+
+    scorer = create_scorer("natural")
+    cast = apply_filters(_preview(0.0, seed=2), {"black_b": -0.2, "white_b": -0.15, "white_r": 0.1})
+    cfg = SearchConfig(mode="best-first", max_evals=60, seed=0)
+    result = search(cast, scorer, cfg)
+    moved = {n for n in result.params if n in CHANNEL_LEVEL_NAMES}
+    assert moved, f"no per-channel level moved: {result.params}"
+    assert result.score_after >= result.score_before

@@ -2,6 +2,7 @@
 
 from lib_enhancer.filters.color import (
     brightness,
+    channel_levels,
     contrast,
     exposure,
     gamma,
@@ -23,6 +24,7 @@ __all__ = [
     "STEPS",
     "apply_filters",
     "brightness",
+    "channel_levels",
     "contrast",
     "dehaze",
     "exposure",

@@ -11,6 +11,8 @@ differentiable with respect to the image and its parameters (piecewise for the t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
 Tensor = torch.Tensor
@@ -116,6 +118,38 @@ def levels(image: Tensor, blacks: ParamLike, whites: ParamLike) -> Tensor:
     check_image(image)
     b = as_param(blacks, image)
     w = as_param(whites, image)
+    return (image - b) / (1.0 - w - b)
+
+
+def channel_levels(
+    image: Tensor,
+    blacks: Sequence[ParamLike],
+    whites: Sequence[ParamLike],
+) -> Tensor:
+    """Per-channel black and white points (per-channel levels; autocontrast's degrees of freedom).
+
+    Channel ``c`` becomes ``(x_c - b_c) / (1 - w_c - b_c)``: :func:`levels` with a point per channel.
+    In the pipeline it runs right after :func:`levels`, so its points are offsets on top of the
+    global ``blacks`` / ``whites`` (all zeros is the identity). Nothing is clamped.
+
+    Args:
+        image: ``(*, 3, H, W)`` sRGB, nominally in [0, 1]. Differentiable.
+        blacks: ``(b_r, b_g, b_b)``, each a float or a ``(B,)`` tensor; positive deepens the
+            channel's shadows, negative lifts them. Differentiable.
+        whites: ``(w_r, w_g, w_b)``, same forms; positive brightens the channel's highlights,
+            negative dims them. Differentiable. ``b_c + w_c`` must stay below 1.
+
+    Returns:
+        The image with each channel's levels set, shape of ``image``.
+
+    Shape:
+        ``(*, 3, H, W)`` -> ``(*, 3, H, W)``; ``(B,)`` parameters need ``image`` ``(B, 3, H, W)``.
+    """
+    check_image(image)
+    if len(blacks) != 3 or len(whites) != 3:
+        raise ValueError(f"channel_levels needs 3 blacks and 3 whites, got {len(blacks)} and {len(whites)}")
+    b = _channel_stack(*(as_param(v, image) for v in blacks))
+    w = _channel_stack(*(as_param(v, image) for v in whites))
     return (image - b) / (1.0 - w - b)
 
 

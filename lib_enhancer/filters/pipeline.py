@@ -16,11 +16,13 @@ import torch
 
 from lib_enhancer.filters import color, creative, local
 from lib_enhancer.filters.color import ParamLike
-from lib_enhancer.params import NEUTRAL, PARAMS, SPATIAL_CREATIVE, Stage
+from lib_enhancer.params import CHANNEL_LEVEL_NAMES, NEUTRAL, PARAMS, SPATIAL_CREATIVE, Stage
 
 Tensor = torch.Tensor
 
 CURVE_NAMES = ("curve_1", "curve_2", "curve_3", "curve_4")
+BLACK_NAMES = CHANNEL_LEVEL_NAMES[:3]  # per-channel levels, on top of blacks / whites
+WHITE_NAMES = CHANNEL_LEVEL_NAMES[3:]
 HAZE_KEY = "_haze"  # optional precomputed (transmission, airlight) of the input, see with_haze()
 
 
@@ -41,6 +43,10 @@ STEPS: tuple[tuple[tuple[str, ...], Callable[[Tensor, Mapping[str, ParamLike]], 
         lambda x, p: color.linear_light(x, p["temperature"], p["tint"], p["exposure"]),
     ),
     (("blacks", "whites"), lambda x, p: color.levels(x, p["blacks"], p["whites"])),
+    (
+        BLACK_NAMES + WHITE_NAMES,
+        lambda x, p: color.channel_levels(x, [p[n] for n in BLACK_NAMES], [p[n] for n in WHITE_NAMES]),
+    ),
     (("brightness",), lambda x, p: color.brightness(x, p["brightness"])),
     (("contrast",), lambda x, p: color.contrast(x, p["contrast"])),
     (("shadows",), lambda x, p: color.shadows(x, p["shadows"])),
