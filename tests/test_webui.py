@@ -934,3 +934,23 @@ def test_creative_recipe_round_trips_through_infotext(webui, fast, monkeypatch):
     recipe = Recipe.from_json(params[options.KEY_RECIPE])
     assert recipe.params == Recipe(look).params
     assert np.array_equal(np.asarray(apply(recipe, outputs[0])), np.asarray(processed.images[0]))
+
+
+def test_scorer_cache_rebuilds_when_the_model_file_changes(monkeypatch, tmp_path):
+    """A retrained taste model (new file fingerprint) is rebuilt, and the stale scorer is dropped."""
+    from lib_enhancer.scorers import registry
+
+    host = StandaloneHost()
+    token = {"value": ("taste:mine", (1,))}
+    built = []
+    monkeypatch.setattr(registry, "scorer_cache_token", lambda spec, cache_dir=None: (token["value"],))
+    monkeypatch.setattr(
+        engine, "build_scorer", lambda spec, text, host, device: built.append(spec) or object()
+    )
+    monkeypatch.setattr(engine, "_SCORERS", {})
+    first = engine.get_scorer("taste:mine", "", host, "cpu")
+    assert engine.get_scorer("taste:mine", "", host, "cpu") is first
+    token["value"] = ("taste:mine", (2,))  # the model file was rewritten
+    second = engine.get_scorer("taste:mine", "", host, "cpu")
+    assert second is not first and len(built) == 2
+    assert list(engine._SCORERS.values()) == [second]

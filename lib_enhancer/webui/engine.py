@@ -107,7 +107,13 @@ def _member_options(name: str, candidates: Mapping[str, Any], text: str) -> dict
 
 
 def scorer_key(spec: str, text: str, host: Host, device: str) -> tuple[Any, ...]:
-    return (spec, text, device, str(host.models_dir()), host.offline(), host.search_dirs())
+    """Cache key: the request, the host's model settings, and a fingerprint of the model files
+    behind ``spec`` (so a retrained ``taste:<name>`` is rebuilt, not served stale)."""
+    from lib_enhancer.scorers.registry import scorer_cache_token
+
+    models_dir = host.models_dir()
+    token = scorer_cache_token(spec, str(models_dir) if models_dir is not None else None)
+    return (spec, text, device, str(models_dir), host.offline(), host.search_dirs(), token)
 
 
 def build_scorer(spec: str, text: str, host: Host, device: str) -> Any:
@@ -150,6 +156,8 @@ def get_scorer(spec: str, text: str, host: Host, device: str) -> Any:
         scorer = _SCORERS.get(key)
         if scorer is None:
             scorer = build_scorer(spec, text, host, device)
+            for stale in [k for k in _SCORERS if k[:-1] == key[:-1]]:  # an older model file's scorer
+                del _SCORERS[stale]
             _SCORERS[key] = scorer
         return scorer
 
