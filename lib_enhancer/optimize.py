@@ -19,6 +19,7 @@ import torch
 
 from lib_enhancer.filters.pipeline import HAZE_KEY, apply_filters, haze_of
 from lib_enhancer.params import (
+    CHANNEL_GAMMA_NAMES,
     CHANNEL_LEVEL_NAMES,
     CORE_NAMES,
     NEUTRAL,
@@ -31,10 +32,10 @@ Tensor = torch.Tensor
 
 #: Parameters optimised by default: everything but sharpening (no scorer should be trusted to judge
 #: acutance on a small preview), the creative edits (they change the look; only by request) and the
-#: per-channel levels (measured on 6 photos x 2 exposures with ``natural``: no gain in mean score for
-#: this L2-regularised optimizer, 10 % more evaluations; the search modes move them).
+#: per-channel levels and gammas (levels measured on 6 photos x 2 exposures with ``natural``: no gain
+#: in mean score for this L2-regularised optimizer, 10 % more evaluations; the search modes move them).
 DEFAULT_ACTIVE: tuple[str, ...] = tuple(
-    n for n in CORE_NAMES if n != "sharpen" and n not in CHANNEL_LEVEL_NAMES
+    n for n in CORE_NAMES if n != "sharpen" and n not in CHANNEL_LEVEL_NAMES and n not in CHANNEL_GAMMA_NAMES
 )
 DETAIL_PARAMS: frozenset[str] = frozenset({"detail", "local_tone", "sharpen"})
 

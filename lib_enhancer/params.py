@@ -191,6 +191,39 @@ PARAMS: tuple[Param, ...] = (
         "Blue white point on top of Whites: + brightens blue in the highlights, - dims it.",
     ),
     Param(
+        "gamma_r",
+        "Gamma red",
+        0.0,
+        -1.0,
+        1.0,
+        0.01,
+        "global",
+        "colour",
+        "Red gamma after the levels, as log2 (out = in^(2^-value)): + brightens red midtones, - darkens them.",
+    ),
+    Param(
+        "gamma_g",
+        "Gamma green",
+        0.0,
+        -1.0,
+        1.0,
+        0.01,
+        "global",
+        "colour",
+        "Green gamma after the levels, as log2 (out = in^(2^-value)): + brightens green midtones, - darkens them.",
+    ),
+    Param(
+        "gamma_b",
+        "Gamma blue",
+        0.0,
+        -1.0,
+        1.0,
+        0.01,
+        "global",
+        "colour",
+        "Blue gamma after the levels, as log2 (out = in^(2^-value)): + brightens blue midtones, - darkens them.",
+    ),
+    Param(
         "brightness",
         "Brightness",
         0.0,
@@ -458,6 +491,11 @@ CORE_NAMES: tuple[str, ...] = tuple(p.name for p in PARAMS if p.stage != "creati
 #: (soft set); the gradient optimizer leaves them alone unless named in ``active``.
 CHANNEL_LEVEL_NAMES: tuple[str, ...] = tuple(f"{kind}_{c}" for kind in ("black", "white") for c in "rgb")
 assert all(PARAMS_BY_NAME[n].stage == "global" for n in CHANNEL_LEVEL_NAMES)
+#: Per-channel gammas (log2 of each channel's gamma, right after the per-channel levels), in table
+#: order: a non-linear tone per channel, the smooth part of NUlIE's per-channel equalisation. Like the
+#: per-channel levels: in the search modes' soft set, not in the gradient optimizer's default set.
+CHANNEL_GAMMA_NAMES: tuple[str, ...] = tuple(f"gamma_{c}" for c in "rgb")
+assert all(PARAMS_BY_NAME[n].stage == "global" for n in CHANNEL_GAMMA_NAMES)
 
 
 def is_creative(name: str) -> bool:

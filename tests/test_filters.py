@@ -18,6 +18,11 @@ def _channel_levels(image, br, bg, bb, wr, wg, wb):
     return color.channel_levels(image, (br, bg, bb), (wr, wg, wb))
 
 
+def _channel_gamma(image, gr, gg, gb):
+    """:func:`color.channel_gamma` with flat parameters, for the shared per-op tests below."""
+    return color.channel_gamma(image, (gr, gg, gb))
+
+
 # name -> (function(image, *params), interior parameter values used for gradcheck)
 FILTERS = {
     "white_balance": (color.white_balance, (0.3, -0.2)),
@@ -25,6 +30,7 @@ FILTERS = {
     "linear_light": (color.linear_light, (0.2, 0.1, -0.3)),
     "levels": (color.levels, (0.05, 0.08)),
     "channel_levels": (_channel_levels, (0.05, -0.04, 0.1, 0.08, -0.06, 0.03)),
+    "channel_gamma": (_channel_gamma, (0.3, -0.2, 0.45)),
     "brightness": (color.brightness, (0.4,)),
     "contrast": (color.contrast, (0.5,)),
     "shadows": (color.shadows, (0.4,)),
@@ -43,6 +49,7 @@ NEUTRALS = {
     "linear_light": (0.0, 0.0, 0.0),
     "levels": (0.0, 0.0),
     "channel_levels": (0.0,) * 6,
+    "channel_gamma": (0.0,) * 3,
     "brightness": (0.0,),
     "contrast": (0.0,),
     "shadows": (0.0,),
@@ -231,6 +238,93 @@ def test_channel_levels_in_the_pipeline_follow_global_levels():
     out = apply_filters(x, batch, clamp=False)
     torch.testing.assert_close(out[1], x[1])
     torch.testing.assert_close(out[0], apply_filters(x[:1], {"black_g": 0.1}, clamp=False)[0])
+
+
+def test_channel_gamma_values():
+    t = color.GAMMA_TOE
+    # pixel 0: (0.25, 0.25, 0.81); pixel 1: (T/2, -0.01, 1), below the toe on red and green
+    x = torch.tensor([[0.25, t / 2], [0.25, -0.01], [0.81, 1.0]], dtype=torch.float64).view(1, 3, 2, 1)
+    out = color.channel_gamma(x, (1.0 / 2.0, -1.0, 0.0))  # exponents 2^-0.5, 2, 1 (hand values)
+    e = 2.0**-0.5
+    expected = torch.tensor(
+        [[0.25**e, t / 2 * t ** (e - 1.0)], [0.0625, -0.01 * t], [0.81, 1.0]], dtype=torch.float64
+    ).view(1, 3, 2, 1)
+    torch.testing.assert_close(out, expected)
+    # equal values on every channel are the global gamma with gamma = 2^g
+    y = _image(2)
+    torch.testing.assert_close(color.channel_gamma(y, (0.3,) * 3), color.gamma(y, 2.0**0.3))
+    # +g and -g are inverse maps above the toe
+    torch.testing.assert_close(
+        color.channel_gamma(color.channel_gamma(y, (0.4, -0.2, 0.1)), (-0.4, 0.2, -0.1)), y
+    )
+    with pytest.raises(ValueError):
+        color.channel_gamma(y, (0.1, 0.1))
+
+
+def test_channel_gamma_gradient_is_per_channel_finite_and_hand_checked():
+    """d/dg_c of ``x_c^(2^-g_c)`` is ``-ln2 e ln(x_c) x_c^e``; finite through the toe; no leak."""
+    x = torch.cat([_image(1, 5, 6), torch.full((1, 3, 1, 6), color.GAMMA_TOE / 3, dtype=torch.float64)], -2)
+    x[:, :, -1, 0] = 0.0
+    g = [torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in (0.3, -0.2, 0.45)]
+    out = color.channel_gamma(x, g)
+    for c in range(3):
+        (gg,) = torch.autograd.grad(out[:, c].sum(), (g[c],), retain_graph=True)
+        e = 2.0 ** -g[c].item()
+        xc = x[:, c]
+        t = color.GAMMA_TOE
+        above = xc >= t
+        d = torch.where(above, -math.log(2) * e * xc.clamp_min(t).log() * xc.clamp_min(t) ** e, 0.0)
+        d = d + torch.where(above, 0.0, -math.log(2) * e * math.log(t) * xc * t ** (e - 1.0))
+        assert gg.item() == pytest.approx(d.sum().item(), rel=1e-10)
+        others = [p for k, p in enumerate(g) if k != c]
+        leaked = torch.autograd.grad(out[:, c].sum(), others, retain_graph=True, allow_unused=True)
+        assert all(v is None or v.abs().item() == 0.0 for v in leaked)
+    xi = x.clone().requires_grad_(True)
+    color.channel_gamma(xi, (0.5, 0.5, -0.5)).sum().backward()
+    assert torch.isfinite(xi.grad).all() and xi.grad.abs().max() < 100.0
+    # gradcheck through the toe (the kink at T itself is avoided: no pixel sits on it)
+    xt = torch.tensor([0.002, 0.01, 0.03, 0.5, -0.02, 0.2], dtype=torch.float64).view(1, 3, 2, 1)
+    xt.requires_grad_(True)
+    gt = torch.tensor([0.4], dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(
+        lambda img, a: color.channel_gamma(img, (a, -a, 0.5 * a)), (xt, gt), eps=1e-7, atol=1e-5
+    )
+
+
+def test_channel_gamma_gradcheck_can_fail():
+    """The float64 gradcheck above is not vacuous: a wrong backward of the same forward fails it."""
+
+    class WrongBackward(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, image, value):
+            return color.channel_gamma(image, (value, 0.0, 0.0))
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad, grad[:, 0].sum().reshape(1) * 0.5  # identity for the image: wrong on both
+
+    x = _image(1, 4, 5).requires_grad_(True)
+    v = torch.tensor([0.3], dtype=torch.float64, requires_grad=True)
+    assert not torch.autograd.gradcheck(
+        WrongBackward.apply, (x, v), eps=1e-6, atol=1e-5, raise_exception=False
+    )
+
+
+def test_channel_gamma_in_the_pipeline_follows_channel_levels():
+    """The pipeline step runs right after the per-channel levels, before brightness."""
+    x = _image(2)
+    params = {"blacks": 0.05, "black_b": 0.06, "gamma_r": 0.2, "gamma_b": -0.3}
+    levelled = color.channel_levels(color.levels(x, 0.05, 0.0), (0.0, 0.0, 0.06), (0.0, 0.0, 0.0))
+    expected = color.channel_gamma(levelled, (0.2, 0.0, -0.3))
+    torch.testing.assert_close(apply_filters(x, params, clamp=False), expected)
+    names = [n for names, _ in STEPS for n in names]
+    assert names[names.index("white_b") + 1 : names.index("white_b") + 5] == [
+        "gamma_r", "gamma_g", "gamma_b", "brightness"
+    ]  # fmt: skip
+    batch = {"gamma_g": torch.tensor([0.0, -0.4], dtype=x.dtype)}
+    out = apply_filters(x, batch, clamp=False)
+    torch.testing.assert_close(out[0], x[0])
+    torch.testing.assert_close(out[1], apply_filters(x[1:], {"gamma_g": -0.4}, clamp=False)[0])
 
 
 def test_brightness_and_contrast_values():

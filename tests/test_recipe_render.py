@@ -330,6 +330,11 @@ def test_separable_chains_use_per_channel_curves():
     out = render.render(img, Recipe(per_channel), work_side=512)
     assert np.abs(out.astype(int) - _direct(img, per_channel).astype(int)).max() <= 1
     assert render._Plan(img, Recipe(per_channel), 512, 65).colour.kind == "curves"
+    gammas = {**per_channel, "gamma_r": 0.3, "gamma_g": -0.45, "gamma_b": 0.12}
+    assert render.separable_curves(gammas, ("global",)) is not None  # per-channel gammas
+    out = render.render(img, Recipe(gammas), work_side=512)
+    assert np.abs(out.astype(int) - _direct(img, gammas).astype(int)).max() <= 1
+    assert render._Plan(img, Recipe(gammas), 512, 65).colour.kind == "curves"
     assert render.separable_curves({"hue": 0.2}, ("creative",)) is None
     out = render.render(img, Recipe(SEPARABLE), work_side=512)
     assert np.abs(out.astype(int) - _direct(img, SEPARABLE).astype(int)).max() <= 1

@@ -490,12 +490,13 @@ def test_split_and_render() -> None:
 
 def test_soft_set_adds_per_channel_levels_that_the_optimizer_leaves_out() -> None:
     from lib_enhancer.optimize import DEFAULT_ACTIVE, default_active
-    from lib_enhancer.params import CHANNEL_LEVEL_NAMES, PARAM_NAMES
+    from lib_enhancer.params import CHANNEL_GAMMA_NAMES, CHANNEL_LEVEL_NAMES, PARAM_NAMES
     from lib_enhancer.search import soft_set
 
     natural = create_scorer("natural")
     soft = soft_set(natural)
     assert not set(CHANNEL_LEVEL_NAMES) & set(DEFAULT_ACTIVE)
+    assert not set(CHANNEL_GAMMA_NAMES) & (set(DEFAULT_ACTIVE) | set(soft))  # only when named in `active`
     assert set(soft) == set(default_active(natural)) | set(CHANNEL_LEVEL_NAMES)
     assert list(soft) == [n for n in PARAM_NAMES if n in soft]  # table order
     assert not set(CREATIVE_NAMES) & set(soft)
@@ -511,4 +512,19 @@ def test_search_moves_per_channel_levels_to_remove_a_cast() -> None:
     result = search(cast, scorer, cfg)
     moved = {n for n in result.params if n in CHANNEL_LEVEL_NAMES}
     assert moved, f"no per-channel level moved: {result.params}"
+    assert result.score_after >= result.score_before
+
+
+def test_search_moves_per_channel_gammas_to_remove_a_tone_cast() -> None:
+    """A photo given a per-channel gamma cast: a search with the gammas active moves them."""
+    from lib_enhancer.params import CHANNEL_GAMMA_NAMES
+    from lib_enhancer.search import soft_set
+
+    scorer = create_scorer("natural")
+    cast = apply_filters(_preview(0.0, seed=2), {"gamma_b": -0.45, "gamma_r": 0.3})
+    active = (*soft_set(scorer), *CHANNEL_GAMMA_NAMES)
+    cfg = SearchConfig(mode="best-first", max_evals=60, seed=0, active=active)
+    result = search(cast, scorer, cfg)
+    moved = {n for n in result.params if n in CHANNEL_GAMMA_NAMES}
+    assert moved, f"no per-channel gamma moved: {result.params}"
     assert result.score_after >= result.score_before

@@ -2,6 +2,7 @@
 
 from lib_enhancer.filters.color import (
     brightness,
+    channel_gamma,
     channel_levels,
     contrast,
     exposure,
@@ -24,6 +25,7 @@ __all__ = [
     "STEPS",
     "apply_filters",
     "brightness",
+    "channel_gamma",
     "channel_levels",
     "contrast",
     "dehaze",

@@ -230,6 +230,36 @@ def gamma(image: Tensor, value: ParamLike) -> Tensor:
     return torch.where(above, safe**inv, image * GAMMA_TOE ** (inv - 1.0))
 
 
+def channel_gamma(image: Tensor, values: Sequence[ParamLike]) -> Tensor:
+    """Per-channel gamma: channel ``c`` becomes ``x_c^(2^-g_c)``, with :func:`gamma`'s linear toe.
+
+    ``g_c`` is the log2 of the channel's gamma (``gamma = 2^g_c``), so the parametrisation is
+    symmetric (``+g`` and ``-g`` are inverse exponents) and well conditioned around the neutral 0, which
+    is the identity exactly. Below ``GAMMA_TOE`` the curve continues as the straight line
+    ``x T^(e - 1)`` (``e = 2^-g_c``, continuous at ``T``), so the slope and the gradients stay finite
+    near black and for negative inputs; nothing is clamped. In the pipeline it runs right after
+    :func:`channel_levels`: a non-linear tone per channel (the smooth part of a per-channel equalisation).
+
+    Args:
+        image: ``(*, 3, H, W)`` sRGB, nominally in [0, 1]. Differentiable.
+        values: ``(g_r, g_g, g_b)``, each a float or a ``(B,)`` tensor; positive brightens the
+            channel's midtones, negative darkens them (0 and 1 stay fixed). Differentiable.
+
+    Returns:
+        The image with each channel's gamma applied, shape of ``image``.
+
+    Shape:
+        ``(*, 3, H, W)`` -> ``(*, 3, H, W)``; ``(B,)`` parameters need ``image`` ``(B, 3, H, W)``.
+    """
+    check_image(image)
+    if len(values) != 3:
+        raise ValueError(f"channel_gamma needs 3 values, got {len(values)}")
+    e = torch.exp2(-_channel_stack(*(as_param(v, image) for v in values)))
+    above = image >= GAMMA_TOE
+    safe = torch.where(above, image, torch.ones_like(image))
+    return torch.where(above, safe**e, image * GAMMA_TOE ** (e - 1.0))
+
+
 def saturation(image: Tensor, amount: ParamLike) -> Tensor:
     """Scale chroma about luminance by ``1 + amount`` (-1 gives black and white)."""
     check_image(image)

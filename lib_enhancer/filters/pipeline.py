@@ -16,7 +16,14 @@ import torch
 
 from lib_enhancer.filters import color, creative, local
 from lib_enhancer.filters.color import ParamLike
-from lib_enhancer.params import CHANNEL_LEVEL_NAMES, NEUTRAL, PARAMS, SPATIAL_CREATIVE, Stage
+from lib_enhancer.params import (
+    CHANNEL_GAMMA_NAMES,
+    CHANNEL_LEVEL_NAMES,
+    NEUTRAL,
+    PARAMS,
+    SPATIAL_CREATIVE,
+    Stage,
+)
 
 Tensor = torch.Tensor
 
@@ -47,6 +54,7 @@ STEPS: tuple[tuple[tuple[str, ...], Callable[[Tensor, Mapping[str, ParamLike]], 
         BLACK_NAMES + WHITE_NAMES,
         lambda x, p: color.channel_levels(x, [p[n] for n in BLACK_NAMES], [p[n] for n in WHITE_NAMES]),
     ),
+    (CHANNEL_GAMMA_NAMES, lambda x, p: color.channel_gamma(x, [p[n] for n in CHANNEL_GAMMA_NAMES])),
     (("brightness",), lambda x, p: color.brightness(x, p["brightness"])),
     (("contrast",), lambda x, p: color.contrast(x, p["contrast"])),
     (("shadows",), lambda x, p: color.shadows(x, p["shadows"])),
