@@ -427,9 +427,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "- The ablation row is nulie's own search with its photographic ops only (no "
             "autocontrast / equalize): it isolates what nulie's *search* achieves from what its "
             "histogram ops achieve. `natural` rewards exactly what histogram equalisation does "
-            "(percentile and spread bands) and its per-channel versions remove casts; our table has "
-            "per-channel black and white points (affine per channel, autocontrast's degrees of "
-            "freedom) but no per-channel equalisation (a non-linear map per channel).",
+            "(percentile and spread bands) and its per-channel versions remove casts; our soft set has "
+            "the same two moves as amounts (`auto_levels`, `equalize`: blends towards the photo's "
+            "per-channel auto levels / equalisation) plus per-channel black and white points.",
         ]
     )
     text = report(cases, modes, small, large, header)

@@ -562,8 +562,8 @@ def cmd_export_lut(args: argparse.Namespace) -> int:
     table, local = recipe_lut(recipe.params, args.size)
     if local:
         print(
-            "note: local filters and the vignette are not expressible as a LUT and were left out: "
-            + ", ".join(local),
+            "note: local and photo-adaptive filters (they read the photo) and the vignette are not expressible "
+            "as a LUT and were left out: " + ", ".join(local),
             file=sys.stderr,
         )
     target = Path(args.output)

@@ -69,7 +69,8 @@ def recipe_lut(params: Mapping[str, float], size: int = DEFAULT_LUT_SIZE) -> tup
     """The per-pixel colour part of a recipe's parameters as one LUT, and the names left out.
 
     That is the global stage followed by the creative colour filters; the local filters (dehaze,
-    detail, local tone, sharpen) and the spatial ``vignette`` can't be expressed as a LUT.
+    detail, local tone, sharpen), the photo-adaptive ones (auto levels, equalize: their curves come
+    from the photo's histogram) and the spatial ``vignette`` can't be expressed as one LUT.
     """
     colour = {
         n: v

@@ -7,7 +7,9 @@ controls, infotext and API schemas all read this table; nothing else lists param
 
 Stages decide how a recipe is applied at full resolution:
 
-* ``pre``   — local filters applied before the colour transform (dehaze).
+* ``pre``   — filters that read the whole photo, applied before the colour transform: the
+  image-adaptive auto levels / equalisation (per-channel curves from the photo's histogram) and
+  dehaze (local).
 * ``global`` — per-pixel colour filters; the whole chain folds into one 3-D LUT.
 * ``post``  — local filters applied after the colour transform (detail, sharpening).
 * ``creative`` — the "hard set": edits that **change the look** (hue rotation, channel mixing,
@@ -56,7 +58,31 @@ class Param:
 
 
 PARAMS: tuple[Param, ...] = (
-    # ---- pre: local, before colour ---------------------------------------------------------
+    # ---- pre: read the whole photo, before colour ----------------------------------------------
+    Param(
+        "auto_levels",
+        "Auto levels",
+        0.0,
+        0.0,
+        1.0,
+        0.05,
+        "pre",
+        "auto",
+        "Blend towards per-channel auto levels: each channel stretched so its 0.5 % and 99.5 % "
+        "quantiles reach black and white (removes haze-grey blacks and casts; adapts to the photo).",
+    ),
+    Param(
+        "equalize",
+        "Equalize",
+        0.0,
+        0.0,
+        1.0,
+        0.05,
+        "pre",
+        "auto",
+        "Blend towards per-channel histogram equalisation of the photo (spreads each channel's tones "
+        "evenly; strong, adapts to the photo).",
+    ),
     Param(
         "dehaze",
         "Dehaze",
@@ -492,10 +518,18 @@ CORE_NAMES: tuple[str, ...] = tuple(p.name for p in PARAMS if p.stage != "creati
 CHANNEL_LEVEL_NAMES: tuple[str, ...] = tuple(f"{kind}_{c}" for kind in ("black", "white") for c in "rgb")
 assert all(PARAMS_BY_NAME[n].stage == "global" for n in CHANNEL_LEVEL_NAMES)
 #: Per-channel gammas (log2 of each channel's gamma, right after the per-channel levels), in table
-#: order: a non-linear tone per channel, the smooth part of NUlIE's per-channel equalisation. Like the
-#: per-channel levels: in the search modes' soft set, not in the gradient optimizer's default set.
+#: order: a non-linear tone per channel. Moved only when named in ``active`` (measured in the search
+#: soft set, they cost more evaluations than they won).
 CHANNEL_GAMMA_NAMES: tuple[str, ...] = tuple(f"gamma_{c}" for c in "rgb")
 assert all(PARAMS_BY_NAME[n].stage == "global" for n in CHANNEL_GAMMA_NAMES)
+
+
+#: Image-adaptive parameters: their curves are read from the photo's own histogram (see
+#: :mod:`lib_enhancer.filters.auto`), so the same values give a photo-specific edit.
+AUTO_NAMES: tuple[str, ...] = ("auto_levels", "equalize")
+assert PARAM_NAMES[: len(AUTO_NAMES)] == AUTO_NAMES, (
+    "the auto filters read the untouched photo: first in the table"
+)
 
 
 def is_creative(name: str) -> bool:

@@ -22,14 +22,16 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from lib_enhancer.filters.auto import ANALYSIS_SIDE
 from lib_enhancer.filters.creative import vignette_gain
 from lib_enhancer.filters.local import box_filter
-from lib_enhancer.filters.pipeline import SPATIAL_CREATIVE, apply_filters
+from lib_enhancer.filters.pipeline import AUTO_KEY, SPATIAL_CREATIVE, apply_filters, auto_of
 from lib_enhancer.lut import (
     DEFAULT_LUT_SIZE,
     apply_lut_pil,
@@ -38,7 +40,7 @@ from lib_enhancer.lut import (
     lut_max_error,
     probe_colours,
 )
-from lib_enhancer.params import Stage
+from lib_enhancer.params import AUTO_NAMES, Stage
 from lib_enhancer.recipe import Recipe
 
 Tensor = torch.Tensor
@@ -265,8 +267,17 @@ class _Plan:
 
     def __init__(self, rgb: np.ndarray, recipe: Recipe, work_side: int, lut_size: int) -> None:
         self.pre = recipe.stage_params("pre")
-        self.glob = recipe.stage_params("global")
+        self.glob: dict[str, Any] = recipe.stage_params("global")
         self.post = recipe.stage_params("post")
+        glob_stages: tuple[Stage, ...] = ("global",)
+        if "dehaze" not in self.pre and any(n in self.pre for n in AUTO_NAMES):
+            # the auto filters alone are per-pixel curves of the photo's histogram: read the curves
+            # from the whole image (as the preview did) and fold them into the colour map
+            auto = {n: self.pre.pop(n) for n in AUTO_NAMES if n in self.pre}
+            with torch.no_grad():
+                auto[AUTO_KEY] = auto_of(downscale(rgb, ANALYSIS_SIDE))
+            self.glob = {**auto, **self.glob}
+            glob_stages = ("pre", "global")
         look = recipe.stage_params("creative")
         self.vignette = look.pop(SPATIAL_CREATIVE, 0.0)
         eight_bit = rgb.dtype == np.uint8
@@ -275,12 +286,12 @@ class _Plan:
         self.look: _ColourMap | None = None
         if self.post:
             if self.glob:
-                self.colour = _ColourMap(self.glob, ("global",), sample, lut_size, eight_bit)
+                self.colour = _ColourMap(self.glob, glob_stages, sample, lut_size, eight_bit)
             if look:
                 self.look = _ColourMap(look, ("creative",), sample, lut_size, eight_bit)
         elif self.glob or look:
             both = {**self.glob, **look}
-            self.colour = _ColourMap(both, ("global", "creative"), sample, lut_size, eight_bit)
+            self.colour = _ColourMap(both, (*glob_stages, "creative"), sample, lut_size, eight_bit)
         self.pre_maps: Tensor | None = None
         self.post_maps: Tensor | None = None
         if not (self.pre or self.post):
@@ -293,7 +304,7 @@ class _Plan:
                 self.pre_maps = fit_affine(work, filtered, radius)
                 work = filtered.clamp(0.0, 1.0)
             if self.post:
-                graded = apply_filters(work, self.glob, stages=("global",)) if self.glob else work
+                graded = apply_filters(work, self.glob, stages=glob_stages) if self.glob else work
                 filtered = apply_filters(graded, self.post, stages=("post",), clamp=False)
                 self.post_maps = fit_affine(graded, filtered, radius)
 

@@ -60,7 +60,7 @@ from lib_enhancer.filters.creative import (
     CREATIVE_NAMES,
     apply_creative,
 )
-from lib_enhancer.filters.pipeline import HAZE_KEY, apply_filters, haze_of
+from lib_enhancer.filters.pipeline import PRECOMPUTED_KEYS, apply_filters, precompute
 from lib_enhancer.optimize import (
     OptimizeConfig,
     OptimizeResult,
@@ -71,7 +71,15 @@ from lib_enhancer.optimize import (
     optimize,
     setup_run,
 )
-from lib_enhancer.params import CHANNEL_LEVEL_NAMES, PARAM_NAMES, PARAMS_BY_NAME, Param, get_param
+from lib_enhancer.params import (
+    AUTO_NAMES,
+    CHANNEL_LEVEL_NAMES,
+    NEUTRAL,
+    PARAM_NAMES,
+    PARAMS_BY_NAME,
+    Param,
+    get_param,
+)
 
 Tensor = torch.Tensor
 
@@ -248,7 +256,7 @@ def split_params(values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, A
     core: dict[str, Any] = {}
     creative: dict[str, Any] = {}
     for name, value in values.items():
-        if name == HAZE_KEY:
+        if name in PRECOMPUTED_KEYS:
             core[name] = value
             continue
         get_param(name)
@@ -641,8 +649,8 @@ class _Evaluator:
         self.evals = 0
         self.passes = 0
         self.memo: dict[tuple[int, ...], _Node] = {}
-        need_haze = "dehaze" in space.names or float(self.fixed.get("dehaze", 0.0)) != 0.0
-        self.haze: dict[str, Any] = {HAZE_KEY: haze_of(preview)} if need_haze else {}
+        fixed_moves = [n for n, v in self.fixed.items() if n in NEUTRAL and float(v) != NEUTRAL[n]]
+        self.haze: dict[str, Any] = precompute(preview, [*space.names, *fixed_moves])
 
     def remaining(self) -> int:
         return self.budget - self.evals
@@ -1156,10 +1164,10 @@ def _ceiling(scorer: torch.nn.Module, sign: float) -> float:
 
 def soft_set(scorer: torch.nn.Module) -> tuple[str, ...]:
     """The photographic parameters a search moves by default, in table order: the scorer's
-    :func:`~lib_enhancer.optimize.default_active` set plus the per-channel levels (NUlIE reaches its
-    scores with per-channel autocontrast; small discrete moves and the hybrids' unregularised
-    gradient phases make good use of them)."""
-    wanted = {*default_active(scorer), *CHANNEL_LEVEL_NAMES}
+    :func:`~lib_enhancer.optimize.default_active` set plus the per-channel levels and the auto filters
+    (auto levels, equalize: NUlIE reaches its scores with per-channel autocontrast and equalisation;
+    small discrete moves and the hybrids' unregularised gradient phases make good use of them)."""
+    wanted = {*default_active(scorer), *CHANNEL_LEVEL_NAMES, *AUTO_NAMES}
     return tuple(n for n in PARAM_NAMES if n in wanted)
 
 

@@ -196,8 +196,19 @@ def test_global_only_large_render_matches_direct_within_one_level():
     assert np.abs(out - direct).max() <= 1
 
 
+AUTO = {"auto_levels": 0.8, "equalize": 0.3}
+
+
 @pytest.mark.parametrize(
-    "params", [LOCAL, {**TYPICAL, **LOCAL}, {"dehaze": 0.6}, {"detail": 0.7, "local_tone": -0.3}]
+    "params",
+    [
+        LOCAL,
+        {**TYPICAL, **LOCAL},
+        {"dehaze": 0.6},
+        {"detail": 0.7, "local_tone": -0.3},
+        AUTO,
+        {**AUTO, "dehaze": 0.3, "contrast": 0.2},
+    ],
 )
 def test_resolution_independence(params):
     """A recipe applied at 4x the size and downscaled looks like the recipe applied at preview size."""
@@ -342,3 +353,25 @@ def test_separable_chains_use_per_channel_curves():
     assert plan.colour is not None and plan.colour.kind == "curves"
     plan = render._Plan(img, Recipe(SMOOTH), 512, 65)
     assert plan.colour is not None and plan.colour.kind == "lut"
+
+
+def test_auto_filters_render_at_full_resolution_through_the_colour_map():
+    """Auto levels / equalize read the photo's histogram: the full-resolution render reads it from the
+    whole image and folds the curves into the colour map (per-channel curves: nothing else mixes
+    channels), matching the exact chain on the full image up to the histogram's sampling."""
+    img = synthetic_photo(150, 1400)
+    img = (img.astype(np.float32) * 0.55 + 60).astype(np.uint8)  # flat: something for auto to fix
+    # (a strong stretch under contrast is steeper than a 65³ LUT can follow within 1/255: exact strips)
+    for params, kinds in (
+        (AUTO, {"curves"}),
+        ({**AUTO, "contrast": 0.3, "saturation": 0.2}, {"lut", "exact"}),
+    ):
+        plan = render._Plan(img, Recipe(params), 512, 65)
+        assert plan.colour is not None and plan.colour.kind in kinds and plan.pre_maps is None
+        out = render.render(img, Recipe(params), work_side=512).astype(int)
+        diff = np.abs(out - _direct(img, params).astype(int))
+        assert diff.mean() < 0.5 and diff.max() <= 3, (params, diff.mean(), diff.max())
+        assert out.std() > 1.3 * img.std()  # it did stretch the flat photo
+    # with dehaze the whole pre stage (auto first, then dehaze) goes through the guided affine maps
+    plan = render._Plan(img, Recipe({**AUTO, "dehaze": 0.3}), 512, 65)
+    assert plan.pre_maps is not None and plan.colour is None

@@ -490,14 +490,15 @@ def test_split_and_render() -> None:
 
 def test_soft_set_adds_per_channel_levels_that_the_optimizer_leaves_out() -> None:
     from lib_enhancer.optimize import DEFAULT_ACTIVE, default_active
-    from lib_enhancer.params import CHANNEL_GAMMA_NAMES, CHANNEL_LEVEL_NAMES, PARAM_NAMES
+    from lib_enhancer.params import AUTO_NAMES, CHANNEL_GAMMA_NAMES, CHANNEL_LEVEL_NAMES, PARAM_NAMES
     from lib_enhancer.search import soft_set
 
     natural = create_scorer("natural")
     soft = soft_set(natural)
     assert not set(CHANNEL_LEVEL_NAMES) & set(DEFAULT_ACTIVE)
     assert not set(CHANNEL_GAMMA_NAMES) & (set(DEFAULT_ACTIVE) | set(soft))  # only when named in `active`
-    assert set(soft) == set(default_active(natural)) | set(CHANNEL_LEVEL_NAMES)
+    assert not set(AUTO_NAMES) & set(DEFAULT_ACTIVE)
+    assert set(soft) == set(default_active(natural)) | set(CHANNEL_LEVEL_NAMES) | set(AUTO_NAMES)
     assert list(soft) == [n for n in PARAM_NAMES if n in soft]  # table order
     assert not set(CREATIVE_NAMES) & set(soft)
 
@@ -528,3 +529,17 @@ def test_search_moves_per_channel_gammas_to_remove_a_tone_cast() -> None:
     moved = {n for n in result.params if n in CHANNEL_GAMMA_NAMES}
     assert moved, f"no per-channel gamma moved: {result.params}"
     assert result.score_after >= result.score_before
+
+
+def test_search_reaches_for_equalize_on_a_flat_photo():
+    """nulie's strongest move on a flat, dull photo is per-channel equalisation: the default search
+    has it (auto levels / equalize in the soft set) and climbs with it in a handful of evaluations."""
+    from lib_enhancer.params import AUTO_NAMES
+
+    scorer = create_scorer("natural")
+    flat = _preview(0.0, seed=3) * 0.35 + 0.3
+    cfg = SearchConfig(mode="best-first", max_evals=20, seed=0)
+    result = search(flat, scorer, cfg)
+    assert {n for n in result.params if n in AUTO_NAMES}, result.params
+    assert result.evaluations <= 20
+    assert result.score_after > result.score_before + 1.0

@@ -14,9 +14,10 @@ from typing import Any
 
 import torch
 
-from lib_enhancer.filters import color, creative, local
+from lib_enhancer.filters import auto, color, creative, local
 from lib_enhancer.filters.color import ParamLike
 from lib_enhancer.params import (
+    AUTO_NAMES,
     CHANNEL_GAMMA_NAMES,
     CHANNEL_LEVEL_NAMES,
     NEUTRAL,
@@ -30,7 +31,9 @@ Tensor = torch.Tensor
 CURVE_NAMES = ("curve_1", "curve_2", "curve_3", "curve_4")
 BLACK_NAMES = CHANNEL_LEVEL_NAMES[:3]  # per-channel levels, on top of blacks / whites
 WHITE_NAMES = CHANNEL_LEVEL_NAMES[3:]
-HAZE_KEY = "_haze"  # optional precomputed (transmission, airlight) of the input, see with_haze()
+HAZE_KEY = "_haze"  # optional precomputed (transmission, airlight) of the input, see haze_of()
+AUTO_KEY = "_auto"  # optional precomputed auto-levels / equalisation curves of the input, see auto_of()
+PRECOMPUTED_KEYS = frozenset({HAZE_KEY, AUTO_KEY})
 
 
 def _curve(image: Tensor, p: Mapping[str, ParamLike]) -> Tensor:
@@ -44,6 +47,7 @@ def _creative_step(name: str) -> Callable[[Tensor, Mapping[str, ParamLike]], Ten
 
 # Each step: (parameter names it reads, function(image, params) -> image). Table order.
 STEPS: tuple[tuple[tuple[str, ...], Callable[[Tensor, Mapping[str, ParamLike]], Tensor]], ...] = (
+    (AUTO_NAMES, lambda x, p: auto.auto_tone(x, p["auto_levels"], p["equalize"], p.get(AUTO_KEY))),
     (("dehaze",), lambda x, p: local.dehaze(x, p["dehaze"], p.get(HAZE_KEY))),
     (
         ("temperature", "tint", "exposure"),
@@ -85,6 +89,28 @@ def haze_of(image: Tensor) -> tuple[Tensor, Tensor]:
         return local.transmission(image)
 
 
+def auto_of(image: Tensor) -> Tensor:
+    """Precompute the auto filters' per-channel curves of ``image`` (``(1, 3, H, W)``), detached.
+
+    Pass them in ``params`` under :data:`AUTO_KEY`: every filtering then uses the curves of this
+    photo (the full-resolution render passes the original's, read from its downscaled copy).
+    """
+    with torch.no_grad():
+        return auto.auto_tables(image)
+
+
+def precompute(image: Tensor, names: Iterable[str]) -> dict[str, Any]:
+    """What filtering ``image`` many times with the parameters ``names`` can reuse (keys of
+    :data:`PRECOMPUTED_KEYS`): the dehaze transmission and the auto curves, when those filters move."""
+    names = set(names)
+    out: dict[str, Any] = {}
+    if "dehaze" in names:
+        out[HAZE_KEY] = haze_of(image)
+    if names & set(AUTO_NAMES):
+        out[AUTO_KEY] = auto_of(image)
+    return out
+
+
 def _is_neutral(names: Iterable[str], params: Mapping[str, ParamLike]) -> bool:
     """True when every named value is a plain number equal to its neutral (tensors never are)."""
     for name in names:
@@ -116,7 +142,7 @@ def apply_filters(
         The filtered image, same shape.
     """
     color.check_image(image)
-    unknown = set(params) - set(NEUTRAL) - {HAZE_KEY}
+    unknown = set(params) - set(NEUTRAL) - PRECOMPUTED_KEYS
     if unknown:
         raise KeyError(f"unknown filter parameters: {', '.join(sorted(unknown))}")
     wanted = set(stages)

@@ -67,7 +67,10 @@ def _outputs(gr: Any, update: tab_logic.Update, slider_count: int) -> tuple[Any,
 
 
 #: Titles of the fine-tune slider groups (the table's ``group``); others are capitalised.
-GROUP_TITLES = {"creative": "Creative — changes the look (off at neutral)"}
+GROUP_TITLES = {
+    "creative": "Creative — changes the look (off at neutral)",
+    "auto": "Auto — curves read from the photo's own histogram",
+}
 
 
 def _slider_groups() -> list[tuple[str, list[Any]]]:

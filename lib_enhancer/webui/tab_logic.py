@@ -200,7 +200,7 @@ def export_files(recipe: Any, folder: Path) -> tuple[list[str], str]:
     table, local = recipe_lut(recipe.params, CUBE_SIZE)
     cube_path = write_cube(folder / f"enhancer_recipe_{digest}.cube", table, title="Neural Image Enhancer")
     note = (
-        f"The .cube holds the colour part only; left out (local filters, vignette): {', '.join(local)}."
+        f"The .cube holds the colour part only; left out (local and photo-adaptive filters, vignette): {', '.join(local)}."
         if local
         else ""
     )

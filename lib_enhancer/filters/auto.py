@@ -1,0 +1,152 @@
+"""Image-adaptive tone filters: per-channel auto levels and histogram equalisation, with an amount.
+
+Both read the photo's own per-channel histogram (what PIL's ``ImageOps.autocontrast`` and
+``equalize`` do, and what NUl Image Enhancer's search leans on) and turn it into three monotone
+curves, one per channel:
+
+* **auto levels** stretches each channel linearly so that its :data:`LEVELS_CUTOFF` and
+  ``1 - LEVELS_CUTOFF`` quantiles land on 0 and 1 (at most :data:`LEVELS_MAX_GAIN` times; a channel
+  with almost no range is not blown up); like ``levels``, values beyond them leave [0, 1] and are
+  clipped by the chain's final clamp (an affine map per channel: exact in the LUT);
+* **equalize** maps each channel through its cumulative histogram on :data:`TABLE_KNOTS` bins
+  (piecewise linear inside a bin), so each channel's values spread evenly over [0, 1].
+
+The filter is ``x + amount · (curve(x) - x)``: 0 is the input exactly, 1 the full auto edit. The
+curves come from the input image area-downscaled to :data:`ANALYSIS_SIDE` pixels, so a 384 px
+preview and a 6000 px original get the same curves (resolution independence), and they can be
+computed once (:func:`auto_tables`) and passed to every filtering of the same input, like dehaze's
+transmission. Differentiable in the amounts, and in the image almost everywhere (quantiles through
+sorting; the equalisation's histogram counts are piecewise constant in the pixel values).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from lib_enhancer.filters.color import ParamLike, as_param, check_image
+
+Tensor = torch.Tensor
+
+ANALYSIS_SIDE = 256  # long side of the copy the histogram is read from
+TABLE_KNOTS = 64  # histogram bins of the equalisation = curve segments; knots on the 65³ LUT lattice
+LEVELS_CUTOFF = 0.005  # share of each channel clipped at either end by auto levels
+LEVELS_MAX_GAIN = 8.0  # auto levels never stretches a channel more than this
+
+
+def _analysis_copy(image: Tensor) -> Tensor:
+    """``(N, 3, h, w)`` downscaled so the long side is at most :data:`ANALYSIS_SIDE`, in [0, 1].
+
+    The same resampling as :func:`lib_enhancer.render.downscale` (integer block means, then an
+    antialiased bilinear resize to the exact size), so the full-resolution render, which reads the
+    curves from its own strip-wise downscale of the photo, gets the curves this chain computes.
+    """
+    x = image.reshape(-1, *image.shape[-3:])
+    h_full, w_full = x.shape[-2:]
+    scale = min(1.0, ANALYSIS_SIDE / max(h_full, w_full))
+    h, w = max(1, round(h_full * scale)), max(1, round(w_full * scale))
+    if (h, w) == (h_full, w_full):
+        return x.clamp(0.0, 1.0)
+    k = max(1, int(min(h_full / h, w_full / w) // 2))
+    if k > 1:
+        x = F.avg_pool2d(x[..., : (h_full // k) * k, : (w_full // k) * k], k)
+    return F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False, antialias=True).clamp(0.0, 1.0)
+
+
+def levels_bounds(values: Tensor) -> Tensor:
+    """Auto-levels black and white points ``(N, 3, 2)`` of per-channel pixel values ``(N, 3, P)``.
+
+    The :data:`LEVELS_CUTOFF` quantiles, widened symmetrically (inside [0, 1]) to at least
+    ``1 / LEVELS_MAX_GAIN``.
+    """
+    q = torch.tensor([LEVELS_CUTOFF, 1.0 - LEVELS_CUTOFF], device=values.device, dtype=values.dtype)
+    lo, hi = torch.quantile(values, q, dim=-1).unbind(0)  # each (N, 3)
+    span = (hi - lo).clamp_min(1.0 / LEVELS_MAX_GAIN)
+    lo = torch.minimum(lo, 0.5 * (lo + hi) - 0.5 * span).clamp_min(0.0)
+    lo = torch.minimum(lo, 1.0 - span)
+    return torch.stack((lo, lo + span), dim=-1)
+
+
+def equalize_table(values: Tensor) -> Tensor:
+    """Equalisation curves ``(N, 3, K + 1)``: each channel's cumulative histogram on K bins."""
+    bins = (values * TABLE_KNOTS).floor().clamp(0, TABLE_KNOTS - 1).long()
+    counts = torch.zeros(*values.shape[:-1], TABLE_KNOTS, device=values.device, dtype=values.dtype)
+    counts.scatter_add_(-1, bins, torch.ones_like(values))
+    cdf = counts.cumsum(-1) / values.shape[-1]
+    return torch.cat((torch.zeros_like(cdf[..., :1]), cdf), dim=-1)
+
+
+AutoTables = tuple[Tensor, Tensor]
+
+
+def auto_tables(image: Tensor) -> AutoTables:
+    """The auto curves of ``image`` ``(*, 3, H, W)``: levels bounds ``(N, 3, 2)`` and equalisation
+    curves ``(N, 3, K + 1)``.
+
+    Pass them to :func:`auto_tone` (or in the filter chain's params under ``pipeline.AUTO_KEY``)
+    when the same input is filtered many times.
+    """
+    check_image(image)
+    values = _analysis_copy(image).flatten(-2)  # (N, 3, P)
+    return levels_bounds(values), equalize_table(values)
+
+
+def apply_table(image: Tensor, table: Tensor) -> Tensor:
+    """Per-channel piecewise-linear curves ``table`` ``(N or 1, 3, K + 1)`` on ``image`` ``(N, 3, H, W)``.
+
+    Values outside [0, 1] continue the end segments' lines, so nothing is clamped.
+    """
+    n, _, h, w = image.shape
+    k = table.shape[-1] - 1
+    pos = image.flatten(-2) * k  # (N, 3, HW)
+    i0 = pos.detach().floor().clamp(0, k - 1).long()
+    frac = pos - i0
+    table = table.expand(n, -1, -1)
+    t0 = torch.gather(table, -1, i0)
+    t1 = torch.gather(table, -1, i0 + 1)
+    return (t0 + (t1 - t0) * frac).reshape(n, 3, h, w)
+
+
+def auto_tone(image: Tensor, levels: ParamLike, equalize: ParamLike, tables: Tensor | None = None) -> Tensor:
+    """Per-channel auto levels then equalisation, each blended in by its amount.
+
+    Args:
+        image: ``(*, 3, H, W)`` sRGB in [0, 1]. Differentiable.
+        levels: amount of auto levels in [0, 1] (0: none), float or ``(B,)`` tensor. Differentiable.
+        equalize: amount of equalisation in [0, 1], float or ``(B,)``. Differentiable.
+        tables: :func:`auto_tables` of the photo these amounts were chosen for (default: of
+            ``image``).
+
+    Auto levels blends towards the levelled photo; equalisation then blends towards the equalised
+    photo (equalising is indifferent to a levels stretch done before it, so its target is the
+    input's equalised version), so ``equalize=1`` gives PIL-style per-channel equalisation whatever
+    ``levels`` is.
+
+    Returns:
+        The image with the auto curves blended in, shape of ``image``.
+    """
+    check_image(image)
+    lead = tuple(image.shape[:-3])
+    x = image.reshape(-1, *image.shape[-3:])
+    if tables is None:
+        tables = auto_tables(x)
+    bounds, table = (t.to(device=x.device, dtype=x.dtype) for t in tables)
+    n = x.shape[0]
+    if (
+        bounds.shape[0] not in (1, n)
+        or bounds.shape[1:] != (3, 2)
+        or table.dim() != 3
+        or table.shape[:2]
+        != (
+            bounds.shape[0],
+            3,
+        )
+    ):
+        raise ValueError(
+            f"auto tables must be ((1 or {n}, 3, 2), (1 or {n}, 3, K + 1)), "
+            f"got {tuple(bounds.shape)}, {tuple(table.shape)}"
+        )
+    lo, hi = bounds[..., 0, None, None], bounds[..., 1, None, None]  # (N, 3, 1, 1)
+    out = x + as_param(levels, x) * ((x - lo) / (hi - lo) - x)
+    out = out + as_param(equalize, x) * (apply_table(x, table) - out)
+    return out.reshape(*lead, *image.shape[-3:])
