@@ -528,13 +528,31 @@ def build_contenders(ours_kwargs: dict[str, Any] | None = None) -> dict[str, Con
             )
             for name, mode, what in LEARNED_CONTENDERS
         ),
+        *(
+            Contender(
+                name,
+                c_ours,
+                f"lib_enhancer.enhance(scorer='natural', mode='{name}', seed=0): {what}",
+                kind="search",
+                check=_check_ours,
+                kwargs={"mode": name},
+            )
+            for name, what in SEARCH_CONTENDERS
+        ),
     ]
     return {c.name: c for c in cs}
 
 
+#: The search engines with the built-in scorer (issue #4's modes; the default `ours` is gradient).
+SEARCH_CONTENDERS = (
+    ("best-first", "best-first search over the soft set (incl. auto levels / equalize)"),
+    ("hybrid-reverse", "gradient first, then best-first refinement"),
+)
+
+
 LEARNED_CONTENDERS = (
     ("predict", "predict", "shipped recipe predictor, one pass"),
-    ("histogram", "histogram", "shipped histogram network + IDT transport LUT, one pass"),
+    ("histogram", "histogram", "shipped histogram network + MKL colour transfer as a LUT, one pass"),
 )
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from lib_enhancer.modes import LEARNED_MODES, MODES, SEARCH_MODES
-from lib_enhancer.optimize import OptimizeConfig, Step, default_active, optimize
+from lib_enhancer.optimize import OptimizeConfig, Step, default_active, default_l2, optimize
 from lib_enhancer.recipe import Recipe
 from lib_enhancer.render import downscale, render, render_tensor
 
@@ -271,12 +271,13 @@ def enhance(
         strength: blend of the found edit towards neutral, in [0, 1].
         seed: makes the run reproducible.
         restarts: candidates optimised together (one batched scorer call per step).
-        l2: pull towards neutral (larger = more conservative edits); default from OptimizeConfig.
+        l2: pull towards neutral (larger = more conservative edits); default: the scorer's own
+            (:func:`~lib_enhancer.optimize.default_l2`; ``natural`` declares 1.0), else OptimizeConfig's.
         lock: parameters held at fixed values.
         active: parameters the optimizer may change (default: the scorer's
             :func:`~lib_enhancer.optimize.default_active` set — all but sharpen, the per-channel levels
-            and the creative edits —; the search modes' :func:`~lib_enhancer.search.soft_set` adds the
-            per-channel levels).
+            and gammas, the auto filters and the creative edits —; the search modes'
+            :func:`~lib_enhancer.search.soft_set` adds the per-channel levels and the auto filters).
         init: warm start (a recipe, a parameter mapping, or ``"predict"`` / ``"histogram"`` to
             start from a learned mode's proposal).
         preview_side: long side of the optimisation preview (default 256 px; 160 px for scorers
@@ -313,11 +314,13 @@ def enhance(
     }
     if l2 is not None:
         config_kwargs["l2"] = l2
+    elif mode == "gradient":
+        config_kwargs["l2"] = default_l2(module)
     if active is not None:
         config_kwargs["active"] = tuple(active)
     elif mode == "gradient":
         config_kwargs["active"] = default_active(module)
-    else:  # the search modes' soft set adds the per-channel levels
+    else:  # the search modes' soft set adds the per-channel levels and the auto filters
         from lib_enhancer.search import soft_set
 
         config_kwargs["active"] = soft_set(module)

@@ -52,6 +52,14 @@ def default_active(scorer: torch.nn.Module) -> tuple[str, ...]:
     return DEFAULT_ACTIVE
 
 
+def default_l2(scorer: torch.nn.Module) -> float:
+    """The pull towards neutral for ``scorer``: its ``info.l2`` when it declares one, else the
+    :class:`OptimizeConfig` default."""
+    info = getattr(scorer, "info", None)
+    value = getattr(info, "l2", None)
+    return float(value) if value is not None else OptimizeConfig.l2
+
+
 @dataclass(frozen=True)
 class OptimizeConfig:
     """Settings of one optimisation run (all have sensible defaults)."""
@@ -62,7 +70,8 @@ class OptimizeConfig:
     lr: float = 0.06  # Adam step in normalised units (1 = from neutral to the end of the range)
     l2: float = 0.3  # pull towards neutral: fraction of the score range per normalised unit squared
     init_spread: float = 0.15  # std of the seeded restarts around the start point (normalised)
-    patience: int = 10  # stop after this many steps without a better objective
+    patience: int = 10  # stop after this many steps without progress (an objective gain > plateau_gain)
+    plateau_gain: float = 1e-4  # progress, in the objective's units (a fraction of the score range)
     min_gain: float = 1e-3  # gains below this (fraction of the score range) count as "nothing to fix"
     prune: float = 2e-3  # drop parameters whose removal costs less than this (fraction of the range)
     seed: int = 0
@@ -254,15 +263,14 @@ def optimize(
             evaluations += cfg.restarts
             objective = scores / span - cfg.l2 * (z * z).sum(dim=1)
             top = int(objective.argmax())
-            if float(objective[top].detach()) > best["objective"] + 1e-6:
+            gain = float(objective[top].detach()) - best["objective"]
+            if gain > 1e-6:
                 best = {
                     "objective": float(objective[top].detach()),
                     "z": z[top].detach().clone(),
                     "score": float(scores[top].detach()) * sign,
                 }
-                stale = 0
-            else:
-                stale += 1
+            stale = 0 if gain > cfg.plateau_gain else stale + 1
             adam.zero_grad(set_to_none=True)
             (-objective.sum()).backward()
             adam.step()

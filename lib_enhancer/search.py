@@ -2,7 +2,8 @@
 faithful re-implementation of NUl Image Enhancer's loop for side-by-side measurements.
 
 **The space.** A node is a recipe: one value per searchable parameter (the soft set — the table's
-default active parameters and the per-channel levels —, plus the creative "hard set" — the
+default active parameters, the per-channel levels and the photo-adaptive auto levels /
+equalize —, plus the creative "hard set" — the
 ``creative`` stage of :mod:`lib_enhancer.params` — when ``hard=True``), snapped to the parameter's UI step so that a node is an integer grid point and the
 memo (point -> score) is exact. Locked parameters are applied to every candidate and never move.
 

@@ -207,22 +207,33 @@ def test_channel_levels_gradient_is_per_channel_and_hand_checked():
         assert all(g is None or g.abs().item() == 0.0 for g in leaked)
 
 
-def test_channel_levels_gradcheck_can_fail():
-    """The float64 gradcheck above is not vacuous: a wrong backward of the same forward fails it."""
+# One-parameter views of filters whose gradcheck is shown not to be vacuous below.
+ONE_PARAMETER = {
+    "channel_levels": (lambda image, v: color.channel_levels(image, (v, 0.0, 0.0), (0.0, 0.0, 0.0)), 0.05),
+    "channel_gamma": (lambda image, v: color.channel_gamma(image, (v, 0.0, 0.0)), 0.3),
+    "auto_tone": (lambda image, v: auto.auto_tone(image, v, 0.3), 0.6),
+}
+
+
+@pytest.mark.parametrize("name", ONE_PARAMETER)
+def test_gradcheck_can_fail(name):
+    """The float64 gradchecks are not vacuous: a wrong backward of the same forward fails them."""
+    fn, value = ONE_PARAMETER[name]
 
     class WrongBackward(torch.autograd.Function):
         @staticmethod
-        def forward(ctx, image, black):
-            return color.channel_levels(image, (black, 0.0, 0.0), (0.0, 0.0, 0.0))
+        def forward(ctx, image, v):
+            return fn(image, v)
 
         @staticmethod
         def backward(ctx, grad):
-            return grad, grad[:, 0].sum().reshape(1) * 0.5  # wrong on both inputs
+            return grad, grad[:, 0].sum().reshape(1) * 0.5  # identity for the image: wrong on both
 
     x = _image(1, 4, 5).requires_grad_(True)
-    b = torch.tensor([0.05], dtype=torch.float64, requires_grad=True)
+    v = torch.tensor([value], dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(fn, (x, v), eps=1e-6, atol=1e-5)
     assert not torch.autograd.gradcheck(
-        WrongBackward.apply, (x, b), eps=1e-6, atol=1e-5, raise_exception=False
+        WrongBackward.apply, (x, v), eps=1e-6, atol=1e-5, raise_exception=False
     )
 
 
@@ -290,25 +301,6 @@ def test_channel_gamma_gradient_is_per_channel_finite_and_hand_checked():
     gt = torch.tensor([0.4], dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(
         lambda img, a: color.channel_gamma(img, (a, -a, 0.5 * a)), (xt, gt), eps=1e-7, atol=1e-5
-    )
-
-
-def test_channel_gamma_gradcheck_can_fail():
-    """The float64 gradcheck above is not vacuous: a wrong backward of the same forward fails it."""
-
-    class WrongBackward(torch.autograd.Function):
-        @staticmethod
-        def forward(ctx, image, value):
-            return color.channel_gamma(image, (value, 0.0, 0.0))
-
-        @staticmethod
-        def backward(ctx, grad):
-            return grad, grad[:, 0].sum().reshape(1) * 0.5  # identity for the image: wrong on both
-
-    x = _image(1, 4, 5).requires_grad_(True)
-    v = torch.tensor([0.3], dtype=torch.float64, requires_grad=True)
-    assert not torch.autograd.gradcheck(
-        WrongBackward.apply, (x, v), eps=1e-6, atol=1e-5, raise_exception=False
     )
 
 

@@ -166,6 +166,29 @@ def test_budgets_locks_callback_and_strength(natural):
     assert half.score_after <= full.score_after + 1e-6
 
 
+def test_scorer_declared_pull_is_the_default_and_an_explicit_l2_wins():
+    from lib_enhancer.optimize import default_l2
+
+    natural = create_scorer("natural")
+    assert default_l2(natural) == get_scorer_info("natural").l2 == 1.0
+    assert default_l2(torch.nn.Identity()) == OptimizeConfig.l2  # no info: the config's default
+    img = synthetic_photo(48, 64, seed=1)
+    dark = (img.astype(np.float32) * 0.35).astype(np.uint8)
+    default = api.enhance(dark, scorer="natural", seed=0, steps=12)
+    assert (
+        default.recipe.params == api.enhance(dark, scorer="natural", seed=0, steps=12, l2=1.0).recipe.params
+    )
+    loose = api.enhance(dark, scorer="natural", seed=0, steps=12, l2=0.05)
+    assert loose.recipe.params != default.recipe.params
+    assert _distance(loose.recipe.params) > _distance(default.recipe.params)  # a weaker pull edits more
+
+
+def _distance(params: dict[str, float]) -> float:
+    from lib_enhancer.params import NEUTRAL, PARAMS_BY_NAME
+
+    return sum(((v - NEUTRAL[n]) / PARAMS_BY_NAME[n].span) ** 2 for n, v in params.items())
+
+
 def test_config_validation():
     with pytest.raises(KeyError):
         OptimizeConfig(lock={"nope": 1.0})

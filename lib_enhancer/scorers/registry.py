@@ -49,6 +49,8 @@ class ScorerInfo:
     # False for scorers blind to fine texture (image statistics): the optimizer then leaves the
     # local detail parameters alone instead of letting them drift at no cost.
     judges_detail: bool = True
+    # The gradient optimizer's pull towards neutral this scorer is tuned for (None: OptimizeConfig's).
+    l2: float | None = None
 
 
 ScorerFactory = Callable[..., "torch.nn.Module"]
