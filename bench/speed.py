@@ -55,6 +55,8 @@ RECIPE_PARAMS: dict[str, dict[str, float]] = {
     # a steep curve near black: trilinear interpolation can't follow it (the exact filters used
     # to run here); the chain is per-channel, so it is three 256-entry curves now
     "colour, steep, separable": {"exposure": 0.4, "blacks": 0.03, "brightness": 0.2, "gamma": 1.15},
+    # photo-adaptive: per-channel curves read from the photo's own histogram (downscaled first)
+    "auto levels + equalize": {"auto_levels": 0.6, "equalize": 0.3, "exposure": 0.2},
     "creative look + vignette": {
         "exposure": 0.2,
         "contrast": 0.2,

@@ -49,6 +49,7 @@ WORK_SIDE = 1024  # local stages run at most at this long side
 STRIP_PIXELS = 1 << 21  # pixels per strip (~2 MP: 24 MB of float32 RGB)
 AFFINE_EPS = 1e-4  # regulariser of the affine fit, pulling the slope towards 1 in flat areas
 COARSE_LUT_SIZE = 33  # tried before the full-size LUT
+PIL_REDUCE_MIN = 4  # block size from which 8-bit block means use PIL's reduce (rounding is then negligible)
 
 
 def _max_value(dtype: np.dtype) -> float:
@@ -94,8 +95,9 @@ def fitted_size(height: int, width: int, long_side: int) -> tuple[int, int]:
 def downscale(rgb: np.ndarray, long_side: int) -> Tensor:
     """Antialiased downscale of an ``(H, W, 3)`` array to a ``(1, 3, h, w)`` float tensor.
 
-    Integer block means strip by strip (no float copy of the whole image), then an antialiased
-    bilinear resize of the small result to the exact size.
+    Integer block means (numpy strip by strip, no float copy of the whole image; for 8-bit images
+    reduced by :data:`PIL_REDUCE_MIN` or more, PIL's C ``reduce``, whose means are rounded to 8 bits),
+    then an antialiased bilinear resize of the small result to the exact size.
     """
     check_array(rgb)
     h_full, w_full = rgb.shape[:2]
@@ -103,7 +105,13 @@ def downscale(rgb: np.ndarray, long_side: int) -> Tensor:
     if (h, w) == (h_full, w_full):
         return array_to_tensor(rgb)
     k = max(1, int(min(h_full / h, w_full / w) // 2))
-    if k > 1:
+    if k >= PIL_REDUCE_MIN and rgb.dtype == np.uint8:  # PIL's C box reduction, ~15x faster
+        from PIL import Image
+
+        hb, wb = h_full // k, w_full // k
+        reduced = Image.fromarray(np.ascontiguousarray(rgb), "RGB").reduce(k, box=(0, 0, wb * k, hb * k))
+        small = array_to_tensor(np.asarray(reduced))
+    elif k > 1:
         hb, wb = h_full // k, w_full // k
         blocks = np.empty((hb, wb, 3), dtype=np.float32)
         rows = max(1, STRIP_PIXELS // (w_full * k))

@@ -261,6 +261,17 @@ def test_downscale_keeps_aspect_and_mean():
     assert abs(small.mean().item() - img.mean() / 255.0) < 0.01
 
 
+def test_downscale_pil_reduction_matches_the_exact_block_means():
+    """Large 8-bit reductions use PIL's C reduce (rounded 8-bit block means); the same photo as
+    16-bit takes the exact numpy path: they agree within the rounding."""
+    img = synthetic_photo(900, 1300)
+    assert min(900 / 90, 1300 / 130) // 2 >= render.PIL_REDUCE_MIN  # this reduction takes the PIL path
+    fast = render.downscale(img, 130)
+    exact = render.downscale(img.astype(np.uint16) * 257, 130)
+    assert fast.shape == exact.shape == (1, 3, 90, 130)
+    assert float((fast - exact).abs().max()) <= 0.5 / 255 + 1e-6
+
+
 # ---- creative (hard-set) parameters: rows of the one table, applied last ------------------------
 
 CREATIVE_LOOK = {"hue": 0.1, "split_tone": 0.4, "strong_curve": 0.5, "invert": 0.2}

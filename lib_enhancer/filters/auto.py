@@ -39,7 +39,8 @@ def _analysis_copy(image: Tensor) -> Tensor:
 
     The same resampling as :func:`lib_enhancer.render.downscale` (integer block means, then an
     antialiased bilinear resize to the exact size), so the full-resolution render, which reads the
-    curves from its own strip-wise downscale of the photo, gets the curves this chain computes.
+    curves from its own downscale of the photo, gets the curves this chain computes (up to the
+    8-bit rounding of an 8-bit photo's block means there).
     """
     x = image.reshape(-1, *image.shape[-3:])
     h_full, w_full = x.shape[-2:]
