@@ -59,7 +59,7 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from lib_enhancer.filters.color import linear_to_srgb, srgb_to_linear  # noqa: E402
-from lib_enhancer.optimize import OptimizeConfig, Step, default_active, default_l2, optimize  # noqa: E402
+from lib_enhancer.optimize import OptimizeConfig, Step, default_active, optimize  # noqa: E402
 from lib_enhancer.scorers import create_scorer  # noqa: E402
 from lib_enhancer.search import SearchConfig, search  # noqa: E402
 
@@ -199,9 +199,7 @@ def run_mode(
     tol: float,
 ) -> Outcome:
     if mode == "optimize":  # the core optimizer with its defaults: its own budget
-        result = optimize(
-            preview, scorer, OptimizeConfig(active=default_active(scorer), l2=default_l2(scorer))
-        )
+        result = optimize(preview, scorer, OptimizeConfig(active=default_active(scorer)))
         # optimize's history has one entry per step (restarts candidates each, after 2 evaluations)
         restarts = OptimizeConfig().restarts
         reach = None

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from lib_enhancer.modes import LEARNED_MODES, MODES, SEARCH_MODES
-from lib_enhancer.optimize import OptimizeConfig, Step, default_active, default_l2, optimize
+from lib_enhancer.optimize import OptimizeConfig, Step, default_active, optimize
 from lib_enhancer.recipe import Recipe
 from lib_enhancer.render import downscale, render, render_tensor
 
@@ -272,7 +272,7 @@ def enhance(
         seed: makes the run reproducible.
         restarts: candidates optimised together (one batched scorer call per step).
         l2: pull towards neutral (larger = more conservative edits); default: the scorer's own
-            (:func:`~lib_enhancer.optimize.default_l2`; ``natural`` declares 1.0), else OptimizeConfig's.
+            (:func:`~lib_enhancer.optimize.default_l2`; ``natural`` declares 1.0, others 0.3).
         lock: parameters held at fixed values.
         active: parameters the optimizer may change (default: the scorer's
             :func:`~lib_enhancer.optimize.default_active` set — all but sharpen, the per-channel levels
@@ -314,8 +314,6 @@ def enhance(
     }
     if l2 is not None:
         config_kwargs["l2"] = l2
-    elif mode == "gradient":
-        config_kwargs["l2"] = default_l2(module)
     if active is not None:
         config_kwargs["active"] = tuple(active)
     elif mode == "gradient":

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -52,12 +52,14 @@ def default_active(scorer: torch.nn.Module) -> tuple[str, ...]:
     return DEFAULT_ACTIVE
 
 
+DEFAULT_L2 = 0.3  # pull towards neutral for scorers that declare none (see default_l2)
+
+
 def default_l2(scorer: torch.nn.Module) -> float:
-    """The pull towards neutral for ``scorer``: its ``info.l2`` when it declares one, else the
-    :class:`OptimizeConfig` default."""
-    info = getattr(scorer, "info", None)
-    value = getattr(info, "l2", None)
-    return float(value) if value is not None else OptimizeConfig.l2
+    """The pull towards neutral for ``scorer``: its ``info.l2`` when it declares one, else
+    :data:`DEFAULT_L2`."""
+    value = getattr(getattr(scorer, "info", None), "l2", None)
+    return float(value) if value is not None else DEFAULT_L2
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,9 @@ class OptimizeConfig:
     time_budget: float | None = None  # seconds; None = no limit
     restarts: int = 4  # candidates optimised together, one batched scorer call per step
     lr: float = 0.06  # Adam step in normalised units (1 = from neutral to the end of the range)
-    l2: float = 0.3  # pull towards neutral: fraction of the score range per normalised unit squared
+    # pull towards neutral: fraction of the score range per normalised unit squared; None = the
+    # scorer's own (default_l2), resolved by optimize()
+    l2: float | None = None
     init_spread: float = 0.15  # std of the seeded restarts around the start point (normalised)
     patience: int = 10  # stop after this many steps without progress (an objective gain > plateau_gain)
     plateau_gain: float = 1e-4  # progress, in the objective's units (a fraction of the score range)
@@ -224,6 +228,8 @@ def optimize(
         The best parameters found (never scoring below the input) and the run's history.
     """
     cfg = config or OptimizeConfig()
+    if cfg.l2 is None:
+        cfg = replace(cfg, l2=default_l2(scorer))
     setup = setup_run(preview, scorer, cfg.active, cfg.lock, gradients="use a search mode instead")
     preview, sign, span, locked, names = (
         setup.preview,
@@ -254,7 +260,7 @@ def optimize(
         z = torch.max(torch.min(z0, zhi), zlo).requires_grad_(True)
         adam = torch.optim.Adam([z], lr=cfg.lr)
         batch = preview.expand(cfg.restarts, -1, -1, -1)
-        haze = precompute(preview, [*names, *(n for n, v in locked.items() if float(v) != NEUTRAL[n])])
+        haze = precompute(preview, names, locked)
         stale = 0
         for step in range(cfg.steps):
             values = _values(z, neutral, below, above)

@@ -75,7 +75,6 @@ from lib_enhancer.optimize import (
 from lib_enhancer.params import (
     AUTO_NAMES,
     CHANNEL_LEVEL_NAMES,
-    NEUTRAL,
     PARAM_NAMES,
     PARAMS_BY_NAME,
     Param,
@@ -650,8 +649,7 @@ class _Evaluator:
         self.evals = 0
         self.passes = 0
         self.memo: dict[tuple[int, ...], _Node] = {}
-        fixed_moves = [n for n, v in self.fixed.items() if n in NEUTRAL and float(v) != NEUTRAL[n]]
-        self.haze: dict[str, Any] = precompute(preview, [*space.names, *fixed_moves])
+        self.haze: dict[str, Any] = precompute(preview, space.names, self.fixed)
 
     def remaining(self) -> int:
         return self.budget - self.evals

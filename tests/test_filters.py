@@ -387,6 +387,15 @@ def test_auto_filters_read_the_untouched_photo_first_in_the_chain():
     torch.testing.assert_close(apply_filters(x, {**params, AUTO_KEY: auto_of(x)}), expected)
 
 
+def test_precompute_covers_moving_and_locked_filters_only():
+    from lib_enhancer.filters.pipeline import AUTO_KEY, HAZE_KEY, precompute
+
+    x = _image(1, 20, 24)
+    assert precompute(x, ["exposure"]) == {}
+    assert set(precompute(x, ["dehaze", "equalize"])) == {HAZE_KEY, AUTO_KEY}
+    assert set(precompute(x, ["exposure"], {"auto_levels": 0.4, "dehaze": 0.0, "_haze": None})) == {AUTO_KEY}
+
+
 def test_brightness_and_contrast_values():
     assert color.brightness(_grey(0.5), 1.0)[0, 0, 0, 0].item() == pytest.approx(0.625)
     assert color.brightness(_grey(0.0), 1.0).abs().max().item() == 0.0

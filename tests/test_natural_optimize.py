@@ -167,11 +167,16 @@ def test_budgets_locks_callback_and_strength(natural):
 
 
 def test_scorer_declared_pull_is_the_default_and_an_explicit_l2_wins():
-    from lib_enhancer.optimize import default_l2
+    from lib_enhancer.optimize import DEFAULT_L2, default_l2
 
     natural = create_scorer("natural")
     assert default_l2(natural) == get_scorer_info("natural").l2 == 1.0
-    assert default_l2(torch.nn.Identity()) == OptimizeConfig.l2  # no info: the config's default
+    assert default_l2(torch.nn.Identity()) == DEFAULT_L2  # no info: the module's default
+    # optimize() itself resolves the scorer's pull, so direct callers get what enhance() gets
+    preview = downscale(synthetic_photo(48, 64, seed=1), 64) * 0.4
+    own = optimize(preview, natural, OptimizeConfig(steps=8))
+    assert own.params == optimize(preview, natural, OptimizeConfig(steps=8, l2=1.0)).params
+    assert own.params != optimize(preview, natural, OptimizeConfig(steps=8, l2=DEFAULT_L2)).params
     img = synthetic_photo(48, 64, seed=1)
     dark = (img.astype(np.float32) * 0.35).astype(np.uint8)
     default = api.enhance(dark, scorer="natural", seed=0, steps=12)

@@ -12,7 +12,7 @@ curves, one per channel:
   (piecewise linear inside a bin), so each channel's values spread evenly over [0, 1].
 
 The filter is ``x + amount · (curve(x) - x)``: 0 is the input exactly, 1 the full auto edit. The
-curves come from the input image area-downscaled to :data:`ANALYSIS_SIDE` pixels, so a 384 px
+curves come from the input image downscaled to :data:`ANALYSIS_SIDE` pixels, so a 384 px
 preview and a 6000 px original get the same curves (resolution independence), and they can be
 computed once (:func:`auto_tables`) and passed to every filtering of the same input, like dehaze's
 transmission. Differentiable in the amounts, and in the image almost everywhere (quantiles through
@@ -32,6 +32,9 @@ ANALYSIS_SIDE = 256  # long side of the copy the histogram is read from
 TABLE_KNOTS = 64  # histogram bins of the equalisation = curve segments; knots on the 65³ LUT lattice
 LEVELS_CUTOFF = 0.005  # share of each channel clipped at either end by auto levels
 LEVELS_MAX_GAIN = 8.0  # auto levels never stretches a channel more than this
+
+#: (levels bounds ``(N, 3, 2)``, equalisation curves ``(N, 3, K + 1)``), N = 1 or the batch size
+AutoTables = tuple[Tensor, Tensor]
 
 
 def _analysis_copy(image: Tensor) -> Tensor:
@@ -77,9 +80,6 @@ def equalize_table(values: Tensor) -> Tensor:
     return torch.cat((torch.zeros_like(cdf[..., :1]), cdf), dim=-1)
 
 
-AutoTables = tuple[Tensor, Tensor]
-
-
 def auto_tables(image: Tensor) -> AutoTables:
     """The auto curves of ``image`` ``(*, 3, H, W)``: levels bounds ``(N, 3, 2)`` and equalisation
     curves ``(N, 3, K + 1)``.
@@ -108,7 +108,9 @@ def apply_table(image: Tensor, table: Tensor) -> Tensor:
     return (t0 + (t1 - t0) * frac).reshape(n, 3, h, w)
 
 
-def auto_tone(image: Tensor, levels: ParamLike, equalize: ParamLike, tables: Tensor | None = None) -> Tensor:
+def auto_tone(
+    image: Tensor, levels: ParamLike, equalize: ParamLike, tables: AutoTables | None = None
+) -> Tensor:
     """Per-channel auto levels then equalisation, each blended in by its amount.
 
     Args:
@@ -132,19 +134,15 @@ def auto_tone(image: Tensor, levels: ParamLike, equalize: ParamLike, tables: Ten
     if tables is None:
         tables = auto_tables(x)
     bounds, table = (t.to(device=x.device, dtype=x.dtype) for t in tables)
-    n = x.shape[0]
+    rows = bounds.shape[0]
     if (
-        bounds.shape[0] not in (1, n)
+        rows not in (1, x.shape[0])
         or bounds.shape[1:] != (3, 2)
+        or table.shape[:2] != (rows, 3)
         or table.dim() != 3
-        or table.shape[:2]
-        != (
-            bounds.shape[0],
-            3,
-        )
     ):
         raise ValueError(
-            f"auto tables must be ((1 or {n}, 3, 2), (1 or {n}, 3, K + 1)), "
+            f"auto tables must be ((1 or {x.shape[0]}, 3, 2), (same, 3, K + 1)), "
             f"got {tuple(bounds.shape)}, {tuple(table.shape)}"
         )
     lo, hi = bounds[..., 0, None, None], bounds[..., 1, None, None]  # (N, 3, 1, 1)

@@ -89,7 +89,7 @@ def haze_of(image: Tensor) -> tuple[Tensor, Tensor]:
         return local.transmission(image)
 
 
-def auto_of(image: Tensor) -> Tensor:
+def auto_of(image: Tensor) -> auto.AutoTables:
     """Precompute the auto filters' per-channel curves of ``image`` (``(1, 3, H, W)``), detached.
 
     Pass them in ``params`` under :data:`AUTO_KEY`: every filtering then uses the curves of this
@@ -99,10 +99,13 @@ def auto_of(image: Tensor) -> Tensor:
         return auto.auto_tables(image)
 
 
-def precompute(image: Tensor, names: Iterable[str]) -> dict[str, Any]:
-    """What filtering ``image`` many times with the parameters ``names`` can reuse (keys of
-    :data:`PRECOMPUTED_KEYS`): the dehaze transmission and the auto curves, when those filters move."""
-    names = set(names)
+def precompute(
+    image: Tensor, moving: Iterable[str], fixed: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """What filtering ``image`` many times can reuse (keys of :data:`PRECOMPUTED_KEYS`): the dehaze
+    transmission and the auto curves, when those filters are among the ``moving`` parameter names or
+    hold a non-neutral value in ``fixed`` (locked values; other keys are ignored)."""
+    names = set(moving) | {n for n, v in (fixed or {}).items() if n in NEUTRAL and float(v) != NEUTRAL[n]}
     out: dict[str, Any] = {}
     if "dehaze" in names:
         out[HAZE_KEY] = haze_of(image)

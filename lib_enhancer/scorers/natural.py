@@ -69,7 +69,8 @@ class Band:
 # photographs fall. The scales of mean lightness and the dark percentile (softer, 0.12 and 0.16) and
 # the optimizer pull this scorer declares (l2 = 1.0) were chosen for blind restoration on calibration
 # photos the quality benchmark does not use (bench/natural_restoration.py, Lomiri + Plasma photos):
-# legitimately dark or misty photos are pushed less, degraded ones still get fixed. Clipping and garishness are judged relative to the untouched input when one is
+# legitimately dark or misty photos are pushed less, degraded ones still get fixed. Clipping and
+# garishness are judged relative to the untouched input when one is
 # set (an edit must not *create* them), else against the wide absolute bands.
 BANDS: dict[str, Band] = {
     "mean_lightness": Band(0.32, 0.66, 0.12),
