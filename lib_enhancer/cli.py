@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from lib_enhancer.modes import LEARNED_MODES, MODES
-from lib_enhancer.params import PARAMS, get_param
+from lib_enhancer.params import AUTO_NAMES, PARAMS, get_param
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp", ".gif"})
 OUTPUT_FORMATS = {
@@ -559,11 +559,24 @@ def cmd_export_lut(args: argparse.Namespace) -> int:
     recipe = _load_recipe(args.recipe)
     if not 2 <= args.size <= 65:
         raise UsageError(f"--size must be in [2, 65], got {args.size}")
-    table, local = recipe_lut(recipe.params, args.size)
+    photo = None
+    if args.image:
+        from lib_enhancer.imageio import load_image
+
+        photo = load_image(Path(args.image)).rgb
+    table, left_out = recipe_lut(recipe.params, args.size, photo)
+    adaptive = [n for n in left_out if n in AUTO_NAMES]
+    local = [n for n in left_out if n not in AUTO_NAMES]
     if local:
         print(
-            "note: local and photo-adaptive filters (they read the photo) and the vignette are not expressible "
-            "as a LUT and were left out: " + ", ".join(local),
+            "note: local filters and the vignette are not expressible as a LUT and were left out: "
+            + ", ".join(local),
+            file=sys.stderr,
+        )
+    if adaptive:
+        print(
+            f"note: {', '.join(adaptive)} read the photo's histogram and were left out; "
+            "pass --image PHOTO to bake that photo's curves into the LUT",
             file=sys.stderr,
         )
     target = Path(args.output)
@@ -702,6 +715,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--recipe", required=True)
     p.add_argument("-o", "--output", required=True)
     p.add_argument("--size", type=int, default=33, help="lattice size, 2..65 (default: 33)")
+    p.add_argument(
+        "--image",
+        help="the photo the recipe was made for: bakes its auto levels / equalize curves into the LUT",
+    )
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_export_lut)
 

@@ -65,21 +65,36 @@ def build_lut(
     return out.reshape(3, -1).T.reshape(size, size, size, 3).to(torch.float32).numpy()
 
 
-def recipe_lut(params: Mapping[str, float], size: int = DEFAULT_LUT_SIZE) -> tuple[np.ndarray, list[str]]:
+def recipe_lut(
+    params: Mapping[str, float], size: int = DEFAULT_LUT_SIZE, photo: np.ndarray | None = None
+) -> tuple[np.ndarray, list[str]]:
     """The per-pixel colour part of a recipe's parameters as one LUT, and the names left out.
 
     That is the global stage followed by the creative colour filters; the local filters (dehaze,
-    detail, local tone, sharpen), the photo-adaptive ones (auto levels, equalize: their curves come
-    from the photo's histogram) and the spatial ``vignette`` can't be expressed as one LUT.
+    detail, local tone, sharpen) and the spatial ``vignette`` can't be expressed as a LUT. The
+    photo-adaptive ones (auto levels, equalize) read their curves from a photo's histogram: with
+    ``photo`` (an ``(H, W, 3)`` uint8/uint16 array, the photo the recipe was made for) they are baked
+    in, read exactly as the full-resolution render reads them; without, they are left out.
     """
-    colour = {
+    from lib_enhancer.params import AUTO_NAMES
+
+    colour: dict[str, object] = {
         n: v
         for n, v in params.items()
         if PARAMS_BY_NAME[n].stage == "global"
         or (PARAMS_BY_NAME[n].stage == "creative" and n != SPATIAL_CREATIVE)
     }
+    stages: tuple[Stage, ...] = ("global", "creative")
+    auto = {n: params[n] for n in AUTO_NAMES if n in params}
+    if auto and photo is not None:
+        from lib_enhancer.filters.auto import ANALYSIS_SIDE
+        from lib_enhancer.filters.pipeline import AUTO_KEY, auto_of
+        from lib_enhancer.render import downscale
+
+        colour = {**auto, AUTO_KEY: auto_of(downscale(photo, ANALYSIS_SIDE)), **colour}
+        stages = ("pre", *stages)
     left_out = [n for n in params if n not in colour]
-    return build_lut(colour, size, ("global", "creative")), left_out
+    return build_lut(colour, size, stages), left_out
 
 
 def probe_colours(count: int = 4096, seed: int = 0) -> np.ndarray:

@@ -195,3 +195,32 @@ def test_models_dir_reaches_every_scorer_built_from_the_cli(command, folder, tmp
         assert main([*base, "--scorer", spec, "--models-dir", str(models)]) == 0
     assert main([*base, "--scorer", "laion", "--crop-mode", "center"]) == 0
     assert calls == [{"cache_dir": str(models)}] * 3 + [{"crop_mode": "center"}]
+
+
+def test_export_lut_bakes_the_photo_adaptive_curves_only_with_the_photo(folder, tmp_path, capsys):
+    """``auto_levels`` / ``equalize`` read a photo's histogram: ``export-lut --image`` bakes that photo's
+    curves (the .cube then reproduces ``apply --recipe`` on it); without the photo they are left out
+    and the note says how to keep them."""
+    recipe = tmp_path / "auto.json"
+    recipe.write_text(json.dumps({"params": {"auto_levels": 0.8, "equalize": 0.3, "exposure": 0.2}}))
+    src = folder / "alpha.png"
+    plain, baked = tmp_path / "plain.cube", tmp_path / "baked.cube"
+    capsys.readouterr()
+    assert main(["export-lut", "--recipe", str(recipe), "-o", str(plain), "--size", "65"]) == 0
+    assert "pass --image" in capsys.readouterr().err
+    assert (
+        main(["export-lut", "--recipe", str(recipe), "-o", str(baked), "--size", "65", "--image", str(src)])
+        == 0
+    )
+    assert "--image" not in capsys.readouterr().err
+    assert main(["apply", "--recipe", str(recipe), str(src), "-o", str(tmp_path / "rec"), "-q"]) == 0
+    via_recipe = np.asarray(Image.open(tmp_path / "rec" / "alpha_enhanced.png"))[..., :3].astype(int)
+    for cube, expect_close in ((baked, True), (plain, False)):
+        out = tmp_path / cube.stem
+        assert main(["apply", "--lut", str(cube), str(src), "-o", str(out), "-q"]) == 0
+        via_lut = np.asarray(Image.open(out / "alpha_enhanced.png"))[..., :3].astype(int)
+        diff = np.abs(via_lut - via_recipe)
+        if expect_close:
+            assert diff.max() <= 2, diff.max()
+        else:
+            assert diff.mean() > 5  # the dark photo's stretch is missing

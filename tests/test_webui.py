@@ -670,6 +670,12 @@ def test_export_files_write_recipe_and_cube(tmp_path):
         np.clip(build_lut(recipe.stage_params("global"), tab_logic.CUBE_SIZE), 0, 1),
         atol=1e-5,
     )
+    # photo-adaptive filters: baked in with the photo, named as left out without it
+    auto = Recipe({"auto_levels": 0.8, "exposure": 0.2})
+    files_plain, note_plain = tab_logic.export_files(auto, tmp_path / "plain")
+    files_baked, note_baked = tab_logic.export_files(auto, tmp_path / "baked", pil(3, 48, 64))
+    assert "auto_levels" in note_plain and note_baked == ""
+    assert not np.allclose(read_cube(files_plain[1]), read_cube(files_baked[1]), atol=1e-3)
 
 
 def test_error_maps():

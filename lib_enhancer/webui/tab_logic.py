@@ -188,8 +188,12 @@ def parse_recipe(text: str) -> Any:
     return Recipe.from_json(text)
 
 
-def export_files(recipe: Any, folder: Path) -> tuple[list[str], str]:
-    """Write ``recipe.json`` and a ``.cube`` of its colour part; returns the paths and a note."""
+def export_files(recipe: Any, folder: Path, photo: Any = None) -> tuple[list[str], str]:
+    """Write ``recipe.json`` and a ``.cube`` of its colour part; returns the paths and a note.
+
+    ``photo`` (the PIL image the recipe was made for) bakes its auto levels / equalize curves into
+    the ``.cube``; without it those are left out like the local filters.
+    """
     from lib_enhancer.lut import recipe_lut, write_cube
 
     text = recipe.to_json()
@@ -197,11 +201,13 @@ def export_files(recipe: Any, folder: Path) -> tuple[list[str], str]:
     folder.mkdir(parents=True, exist_ok=True)
     json_path = folder / f"enhancer_recipe_{digest}.json"
     json_path.write_text(text + "\n", encoding="utf-8")
-    table, local = recipe_lut(recipe.params, CUBE_SIZE)
+    rgb = np.asarray(photo.convert("RGB")) if photo is not None else None
+    table, left_out = recipe_lut(recipe.params, CUBE_SIZE, rgb)
     cube_path = write_cube(folder / f"enhancer_recipe_{digest}.cube", table, title="Neural Image Enhancer")
     note = (
-        f"The .cube holds the colour part only; left out (local and photo-adaptive filters, vignette): {', '.join(local)}."
-        if local
+        f"The .cube holds the colour part only; left out (local or photo-adaptive filters, vignette): "
+        f"{', '.join(left_out)}."
+        if left_out
         else ""
     )
     return [str(json_path), str(cube_path)], note
@@ -313,7 +319,7 @@ def _final_update(source: Any, result: Any, host: Host, elapsed: float, cancelle
     status = score_line(result, elapsed)
     if cancelled:
         status = "Cancelled — best result so far.  \n" + status
-    files, note = export_files(recipe, host.temp_dir())
+    files, note = export_files(recipe, host.temp_dir(), source)
     if note:
         status += f"  \n{note}"
     return Update(
@@ -335,7 +341,7 @@ def apply_manual(image: Any, values: Mapping[str, Any], host: Host) -> Update:
         source = to_pil(image)
         recipe = recipe_from_params(values, {"source": "manual"})
         out = apply(recipe, source)
-        files, note = export_files(recipe, host.temp_dir())
+        files, note = export_files(recipe, host.temp_dir(), source)
     except (ValueError, TypeError, KeyError) as exc:
         return Update(status=f"⚠️ {engine.describe_error(exc)}")
     status = "Applied the fine-tune sliders." + (f"  \n{note}" if note else "")
