@@ -249,6 +249,7 @@ def enhance(
     lock: Mapping[str, float] | None = None,
     active: tuple[str, ...] | None = None,
     init: Recipe | Mapping[str, float] | str | None = None,
+    prior: Mapping[str, float] | None = None,
     preview_side: int | None = None,
     device: str | torch.device | None = None,
     callback: Callable[[Step], bool | None] | None = None,
@@ -272,7 +273,7 @@ def enhance(
         seed: makes the run reproducible.
         restarts: candidates optimised together (one batched scorer call per step).
         l2: pull towards neutral (larger = more conservative edits); default: the scorer's own
-            (:func:`~lib_enhancer.optimize.default_l2`; ``natural`` declares 1.0, others 0.3).
+            (:func:`~lib_enhancer.optimize.default_l2`; ``natural`` declares 3.0, others 0.3).
         lock: parameters held at fixed values.
         active: parameters the optimizer may change (default: the scorer's
             :func:`~lib_enhancer.optimize.default_active` set — all but sharpen, the per-channel levels
@@ -280,6 +281,10 @@ def enhance(
             :func:`~lib_enhancer.search.soft_set` adds the per-channel levels and the auto filters).
         init: warm start (a recipe, a parameter mapping, or ``"predict"`` / ``"histogram"`` to
             start from a learned mode's proposal).
+        prior: gradient mode: the recipe the optimizer starts from and pulls towards (default: the
+            scorer's own, :func:`~lib_enhancer.optimize.default_prior`: ``natural`` starts from
+            ``auto_contrast=1``; ``{}``: neutral). Kept when no edit scores higher and it scores
+            higher than the input.
         preview_side: long side of the optimisation preview (default 256 px; 160 px for scorers
             that judge image statistics only, such as ``natural``).
         device: where the scorer and the preview live (default CPU).
@@ -314,6 +319,8 @@ def enhance(
     }
     if l2 is not None:
         config_kwargs["l2"] = l2
+    if prior is not None and mode == "gradient":
+        config_kwargs["prior"] = dict(prior)
     if active is not None:
         config_kwargs["active"] = tuple(active)
     elif mode == "gradient":

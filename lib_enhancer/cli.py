@@ -129,12 +129,13 @@ def _summary(outcomes: list[Outcome], verb: str) -> int:
     return 0 if failed == 0 else 1
 
 
-def _parse_locks(items: Sequence[str]) -> dict[str, float]:
+def _parse_locks(items: Sequence[str], flag: str = "--lock") -> dict[str, float]:
+    """``NAME=VALUE`` options (``--lock``, ``--prior``) as validated parameter values."""
     locks: dict[str, float] = {}
     for item in items:
         name, sep, value = item.partition("=")
         if not sep:
-            raise UsageError(f"--lock expects NAME=VALUE, got {item!r}")
+            raise UsageError(f"{flag} expects NAME=VALUE, got {item!r}")
         try:
             param = get_param(name.strip())
         except KeyError as exc:
@@ -142,9 +143,9 @@ def _parse_locks(items: Sequence[str]) -> dict[str, float]:
         try:
             v = float(value)
         except ValueError:
-            raise UsageError(f"--lock {name}: {value!r} is not a number") from None
+            raise UsageError(f"{flag} {name}: {value!r} is not a number") from None
         if not param.minimum <= v <= param.maximum:
-            raise UsageError(f"--lock {name}={v:g} is outside [{param.minimum:g}, {param.maximum:g}]")
+            raise UsageError(f"{flag} {name}={v:g} is outside [{param.minimum:g}, {param.maximum:g}]")
         locks[param.name] = v
     return locks
 
@@ -250,6 +251,7 @@ def cmd_enhance(args: argparse.Namespace) -> int:
     if not expand_inputs(args.inputs, args.recursive):
         raise UsageError("no input images")
     locks = _parse_locks(args.lock or [])
+    prior = {} if args.no_prior else (_parse_locks(args.prior, "--prior") if args.prior else None)
     scorer = get_scorer(args.scorer, args.device, **_scorer_options(args))
 
     def process(path: Path, target: Path, loaded: Any) -> str:
@@ -264,6 +266,7 @@ def cmd_enhance(args: argparse.Namespace) -> int:
             strength=args.strength,
             seed=args.seed,
             lock=locks,
+            prior=prior,
             device=args.device,
             init=args.init,
             model=args.model,
@@ -546,6 +549,7 @@ def cmd_train_learned(args: argparse.Namespace) -> int:
         seed=args.seed,
         threads=args.threads,
         time_budget=args.time,
+        **({"prior": {}} if args.no_prior else {}),
     )
     command = "python -m lib_enhancer " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     card = train(config, sources, val, resume=not args.no_resume, command=command, progress=not args.quiet)
@@ -669,6 +673,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strength", type=float, default=1.0, help="blend of the edit, 0..1 (default: 1)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--lock", action="append", metavar="NAME=VALUE", help="hold a filter parameter fixed")
+    prior = p.add_mutually_exclusive_group()
+    prior.add_argument(
+        "--prior",
+        action="append",
+        metavar="NAME=VALUE",
+        help="gradient mode: start from (and pull towards) this value instead of the scorer's own "
+        "(natural: auto_contrast=1)",
+    )
+    prior.add_argument("--no-prior", action="store_true", help="gradient mode: start from neutral")
     p.add_argument("--device", default=None, help="torch device for the scorer (default: cpu)")
     _add_text_options(p)
     _add_crop_option(p)
@@ -802,6 +815,11 @@ def _add_train_learned_parser(kinds: Any, kind: str, what: str) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--no-resume", action="store_true", help="start over even if a checkpoint exists")
+    p.add_argument(
+        "--no-prior",
+        action="store_true",
+        help="recipe: predict from the photo as it is (default: after auto contrast, natural's start point)",
+    )
     p.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=cmd_train_learned)

@@ -62,6 +62,13 @@ def default_l2(scorer: torch.nn.Module) -> float:
     return float(value) if value is not None else DEFAULT_L2
 
 
+def default_prior(scorer: torch.nn.Module) -> dict[str, float]:
+    """Where the optimizer starts for ``scorer`` and what its pull pulls towards: the ``info.prior``
+    it declares (``natural``: auto contrast, measured in bench/natural_restoration.py), else neutral."""
+    info = getattr(scorer, "info", None)
+    return dict(getattr(info, "prior", ()) or ())
+
+
 @dataclass(frozen=True)
 class OptimizeConfig:
     """Settings of one optimisation run (all have sensible defaults)."""
@@ -82,14 +89,19 @@ class OptimizeConfig:
     active: tuple[str, ...] = DEFAULT_ACTIVE
     lock: Mapping[str, float] = field(default_factory=dict)
     init: Mapping[str, float] = field(default_factory=dict)
+    # the recipe the run starts from (unless ``init`` says otherwise) and the L2 pull pulls towards;
+    # its parameters move even when not in ``active``. None = the scorer's own (default_prior),
+    # resolved by optimize(); {} = neutral
+    prior: Mapping[str, float] | None = None
 
     def __post_init__(self) -> None:
         if self.steps < 0 or self.restarts < 1:
             raise ValueError("steps must be >= 0 and restarts >= 1")
-        for name in (*self.active, *self.lock, *self.init):
+        for name in (*self.active, *self.lock, *self.init, *(self.prior or {})):
             get_param(name)
         validate_params(dict(self.lock))
         validate_params(dict(self.init))
+        validate_params(dict(self.prior or {}))
 
 
 @dataclass(frozen=True)
@@ -230,7 +242,11 @@ def optimize(
     cfg = config or OptimizeConfig()
     if cfg.l2 is None:
         cfg = replace(cfg, l2=default_l2(scorer))
-    setup = setup_run(preview, scorer, cfg.active, cfg.lock, gradients="use a search mode instead")
+    if cfg.prior is None:
+        cfg = replace(cfg, prior=default_prior(scorer))
+    setup = setup_run(
+        preview, scorer, (*cfg.active, *cfg.prior), cfg.lock, gradients="use a search mode instead"
+    )
     preview, sign, span, locked, names = (
         setup.preview,
         setup.sign,
@@ -239,6 +255,16 @@ def optimize(
         list(setup.names),
     )
     dtype = preview.dtype
+    # where a run with a prior starts (the prior under the locks): clipping and garishness are judged
+    # relative to it, and it is kept when nothing scores higher and it is not worse than the input
+    start_point = {
+        n: v
+        for n, v in validate_params({**cfg.prior, **locked}, clamp=True).items()
+        if v != NEUTRAL[n] and any(p != NEUTRAL[p_name] for p_name, p in cfg.prior.items())
+    }
+    if start_point and hasattr(scorer, "set_reference"):
+        with torch.no_grad():
+            scorer.set_reference(apply_filters(preview, start_point))
     start = time.perf_counter()
     with torch.no_grad():
         base = apply_filters(preview, locked) if locked else preview
@@ -250,8 +276,14 @@ def optimize(
 
     if names and cfg.steps > 0:
         neutral, below, above, zlo, zhi = _spans(names, dtype)
+        prior = _to_z(
+            torch.tensor([cfg.prior.get(n, NEUTRAL[n]) for n in names], dtype=dtype), neutral, below, above
+        )
         init = _to_z(
-            torch.tensor([cfg.init.get(n, NEUTRAL[n]) for n in names], dtype=dtype), neutral, below, above
+            torch.tensor([cfg.init.get(n, cfg.prior.get(n, NEUTRAL[n])) for n in names], dtype=dtype),
+            neutral,
+            below,
+            above,
         )
         gen = torch.Generator().manual_seed(cfg.seed)
         z0 = init.expand(cfg.restarts, -1).clone()
@@ -267,7 +299,7 @@ def optimize(
             params = {**locked, **haze, **{n: values[:, i] for i, n in enumerate(names)}}
             scores = _score(scorer, apply_filters(batch, params), sign)
             evaluations += cfg.restarts
-            objective = scores / span - cfg.l2 * (z * z).sum(dim=1)
+            objective = scores / span - cfg.l2 * ((z - prior) ** 2).sum(dim=1)
             top = int(objective.argmax())
             gain = float(objective[top].detach()) - best["objective"]
             if gain > 1e-6:
@@ -309,8 +341,20 @@ def optimize(
     with torch.no_grad():
         score_after = float(_score(scorer, apply_filters(preview, final), sign)[0]) * sign
     evaluations += 1
+    threshold = cfg.min_gain * span
+    start = start_point
+    if start and found != start:
+        with torch.no_grad():
+            score_start = (
+                float(_score(scorer, apply_filters(preview, blend(start, strength)), sign)[0]) * sign
+            )
+        evaluations += 1
+        if (score_after - score_start) * sign < threshold:  # nothing better than where the run started
+            found, score_after = start, score_start
     gain = (score_after - score_before) * sign
-    if not found or gain < cfg.min_gain * span:
+    # a real gain, or the start point (prior, locks) unless it scores below the input (a tie keeps
+    # it: the prior is the measured better default where the scorer cannot tell)
+    if not found or (gain < threshold if found != start else gain < 0):
         reason = (
             "no edit improved the score" if gain <= 0 else "the photo needs no edit (gain below threshold)"
         )
@@ -320,6 +364,8 @@ def optimize(
             {}, score_before, score_before, history, True, f"kept the original: {reason}", evaluations
         )
     message = f"score {score_before:.3f} -> {score_after:.3f} in {len(history)} steps"
+    if found == start:
+        message += f" (kept the start point {', '.join(sorted(start))}: no edit scored higher)"
     return OptimizeResult(found, score_before, score_after, history, False, message, evaluations)
 
 
@@ -337,11 +383,12 @@ def _objective(
     scorer: torch.nn.Module,
     sign: float,
     candidates: list[dict[str, float]],
-    l2: float,
+    cfg: OptimizeConfig,
     chunk: int,
     span: float,
 ) -> list[float]:
-    """Objective (signed score minus the L2 pull) of each candidate parameter set, scored in chunks."""
+    """Objective (signed score minus the L2 pull towards ``cfg.prior``) of each candidate parameter
+    set, scored in chunks."""
     out: list[float] = []
     for i in range(0, len(candidates), chunk):
         group = candidates[i : i + chunk]
@@ -352,17 +399,23 @@ def _objective(
         with torch.no_grad():
             scores = _score(scorer, apply_filters(preview.expand(len(group), -1, -1, -1), params), sign)
         for c, value in zip(group, scores.tolist(), strict=True):
-            out.append(value / span - l2 * _z_norm2(c))
+            out.append(value / span - cfg.l2 * _pull(c, cfg.prior))
     return out
 
 
-def _z_norm2(params: Mapping[str, float]) -> float:
-    total = 0.0
-    for n, v in params.items():
-        p = PARAMS_BY_NAME[n]
-        side = p.maximum - p.neutral if v >= p.neutral else p.neutral - p.minimum
-        total += ((v - p.neutral) / side) ** 2 if side > 0 else 0.0
-    return total
+def _z_of(name: str, value: float) -> float:
+    """``value`` of parameter ``name`` in normalised units (see :func:`_spans`)."""
+    p = PARAMS_BY_NAME[name]
+    side = p.maximum - p.neutral if value >= p.neutral else p.neutral - p.minimum
+    return (value - p.neutral) / side if side > 0 else 0.0
+
+
+def _pull(params: Mapping[str, float], prior: Mapping[str, float]) -> float:
+    """Squared normalised distance of ``params`` from ``prior`` (both sparse: absent = neutral)."""
+    return sum(
+        (_z_of(n, params.get(n, NEUTRAL[n])) - _z_of(n, prior.get(n, NEUTRAL[n]))) ** 2
+        for n in {*params, *prior}
+    )
 
 
 def _prune(
@@ -384,7 +437,7 @@ def _prune(
         return found, 0
     chunk = max(cfg.restarts, 4)
     candidates = [found] + [{k: v for k, v in found.items() if k != n} for n in free]
-    values = _objective(preview, scorer, sign, candidates, cfg.l2, chunk, score_span(scorer))
+    values = _objective(preview, scorer, sign, candidates, cfg, chunk, score_span(scorer))
     evaluations = len(candidates)
     base = values[0]
     losses = {n: base - v for n, v in zip(free, values[1:], strict=True)}
@@ -392,16 +445,13 @@ def _prune(
     if not cheap:
         return found, evaluations
     together = {k: v for k, v in found.items() if k not in cheap}
-    if base - _objective(preview, scorer, sign, [together], cfg.l2, chunk, score_span(scorer))[0] < tolerance:
+    if base - _objective(preview, scorer, sign, [together], cfg, chunk, score_span(scorer))[0] < tolerance:
         return together, evaluations + 1
     current = dict(found)
     for name in cheap:
         trial = {k: v for k, v in current.items() if k != name}
         evaluations += 1
-        if (
-            base - _objective(preview, scorer, sign, [trial], cfg.l2, chunk, score_span(scorer))[0]
-            < tolerance
-        ):
+        if base - _objective(preview, scorer, sign, [trial], cfg, chunk, score_span(scorer))[0] < tolerance:
             current = trial
     return current, evaluations
 

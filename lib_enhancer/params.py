@@ -60,6 +60,19 @@ class Param:
 PARAMS: tuple[Param, ...] = (
     # ---- pre: read the whole photo, before colour ----------------------------------------------
     Param(
+        "auto_contrast",
+        "Auto contrast",
+        0.0,
+        0.0,
+        1.0,
+        0.05,
+        "pre",
+        "auto",
+        "Blend towards auto contrast: all channels stretched alike so the photo's darkest value reaches "
+        "black and its brightest white (restores under-exposed or flat photos, keeps the colour "
+        "balance; no change on a photo that already spans the range).",
+    ),
+    Param(
         "auto_levels",
         "Auto levels",
         0.0,
@@ -526,7 +539,7 @@ assert all(PARAMS_BY_NAME[n].stage == "global" for n in CHANNEL_GAMMA_NAMES)
 
 #: Image-adaptive parameters: their curves are read from the photo's own histogram (see
 #: :mod:`lib_enhancer.filters.auto`), so the same values give a photo-specific edit.
-AUTO_NAMES: tuple[str, ...] = ("auto_levels", "equalize")
+AUTO_NAMES: tuple[str, ...] = ("auto_contrast", "auto_levels", "equalize")
 assert PARAM_NAMES[: len(AUTO_NAMES)] == AUTO_NAMES, (
     "the auto filters read the untouched photo: first in the table"
 )

@@ -1120,6 +1120,7 @@ class _Run:
             active=core_names,
             lock=locked_core,
             init={n: v for n, v in start_core.items() if n not in locked_core},
+            prior={},  # the search's own start point; the auto filters are in its soft set
         )
         result = optimize(self.preview, scorer, config, callback=relay)
         self.ev.evals += result.evaluations

@@ -55,6 +55,27 @@ def test_enhance_folder_writes_results_sidecars_and_reports_bad_files(folder, tm
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temp files left
 
 
+def test_enhance_prior_options(folder, tmp_path, capsys):
+    """natural starts from auto contrast; --no-prior starts from neutral, --prior from what it names."""
+    recipes = {}
+    for name, extra in {
+        "default": [],
+        "none": ["--no-prior"],
+        "half": ["--prior", "auto_contrast=0.5"],
+    }.items():
+        out = tmp_path / name
+        code = main(["enhance", str(folder / "dark.jpg"), "-o", str(out), "--steps", "6", "-q", *extra])
+        assert code == 0
+        recipes[name] = json.loads((out / "dark_enhanced.jpg.recipe.json").read_text())["params"]
+    assert recipes["default"].get("auto_contrast", 0) > 0.5
+    assert "auto_contrast" not in recipes["none"]
+    assert recipes["half"] != recipes["default"]
+    with pytest.raises(SystemExit):
+        main(["enhance", str(folder / "dark.jpg"), "--prior", "auto_contrast=1", "--no-prior"])
+    assert main(["enhance", str(folder / "dark.jpg"), "--prior", "nope=1", "-q"]) == 2
+    assert "nope" in capsys.readouterr().err
+
+
 def test_enhance_never_overwrites(folder, capsys):
     # same folder, empty suffix: the output would be the input itself
     code = main(["enhance", str(folder / "dark.jpg"), "--suffix", "", "--steps", "5", "-q"])

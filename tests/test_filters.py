@@ -25,7 +25,7 @@ def _channel_gamma(image, gr, gg, gb):
 
 # name -> (function(image, *params), interior parameter values used for gradcheck)
 FILTERS = {
-    "auto_tone": (auto.auto_tone, (0.6, 0.4)),
+    "auto_tone": (auto.auto_tone, (0.5, 0.6, 0.4)),
     "white_balance": (color.white_balance, (0.3, -0.2)),
     "exposure": (color.exposure, (0.4,)),
     "linear_light": (color.linear_light, (0.2, 0.1, -0.3)),
@@ -45,7 +45,7 @@ FILTERS = {
     "sharpen": (local.sharpen, (0.5,)),
 }
 NEUTRALS = {
-    "auto_tone": (0.0, 0.0),
+    "auto_tone": (0.0, 0.0, 0.0),
     "white_balance": (0.0, 0.0),
     "exposure": (0.0,),
     "linear_light": (0.0, 0.0, 0.0),
@@ -211,7 +211,7 @@ def test_channel_levels_gradient_is_per_channel_and_hand_checked():
 ONE_PARAMETER = {
     "channel_levels": (lambda image, v: color.channel_levels(image, (v, 0.0, 0.0), (0.0, 0.0, 0.0)), 0.05),
     "channel_gamma": (lambda image, v: color.channel_gamma(image, (v, 0.0, 0.0)), 0.3),
-    "auto_tone": (lambda image, v: auto.auto_tone(image, v, 0.3), 0.6),
+    "auto_tone": (lambda image, v: auto.auto_tone(image, 0.0, v, 0.3), 0.6),
 }
 
 
@@ -331,32 +331,53 @@ def _ramp_image(lo: float, hi: float, h: int = 20, w: int = 30) -> torch.Tensor:
 
 def test_auto_levels_stretches_each_channel_to_black_and_white():
     x = _ramp_image(0.2, 0.6)
-    out = auto.auto_tone(x, 1.0, 0.0)
+    out = auto.auto_tone(x, 0.0, 1.0, 0.0)
     # the 0.5 % / 99.5 % quantiles of a uniform ramp over [0.2, 0.6] are 0.202 / 0.598
     lo, hi = 0.2 + 0.005 * 0.4, 0.6 - 0.005 * 0.4
     torch.testing.assert_close(out, (x - lo) / (hi - lo), atol=2e-6, rtol=0)
-    half = auto.auto_tone(x, 0.5, 0.0)
+    half = auto.auto_tone(x, 0.0, 0.5, 0.0)
     torch.testing.assert_close(half, 0.5 * (x + out), atol=1e-12, rtol=0)
     # a channel with (almost) no range is stretched at most LEVELS_MAX_GAIN times, around its centre
     flat = x.clone()
     flat[:, 1] = 0.5 + 0.01 * (flat[:, 1] - 0.4)
-    g = auto.auto_tone(flat, 1.0, 0.0)[:, 1]
+    g = auto.auto_tone(flat, 0.0, 1.0, 0.0)[:, 1]
     spread = float(g.max() - g.min()) / float(flat[:, 1].max() - flat[:, 1].min())
     assert spread == pytest.approx(auto.LEVELS_MAX_GAIN, rel=1e-3)
     assert 0.4 < float(g.mean()) < 0.6
 
 
+def test_auto_contrast_stretches_all_channels_alike_to_black_and_white():
+    x = _ramp_image(0.2, 0.6)
+    x[:, 2] = 0.1 + 0.5 * (x[:, 2] - 0.2)  # blue spans [0.1, 0.3]: the darkest value of any channel
+    out = auto.auto_tone(x, 1.0, 0.0, 0.0)
+    torch.testing.assert_close(out, (x - 0.1) / (0.6 - 0.1), atol=1e-12, rtol=0)  # one map for all
+    torch.testing.assert_close(auto.auto_tone(x, 0.25, 0.0, 0.0), x + 0.25 * (out - x), atol=1e-12, rtol=0)
+    # a photo that already reaches black and white is left alone
+    full = _ramp_image(0.0, 1.0)
+    torch.testing.assert_close(auto.auto_tone(full, 1.0, 0.0, 0.0), full, atol=1e-12, rtol=0)
+    # a nearly flat photo is stretched at most LEVELS_MAX_GAIN times
+    flat = 0.5 + 0.01 * (x - 0.4)
+    g = auto.auto_tone(flat, 1.0, 0.0, 0.0)
+    assert float(g.amax() - g.amin()) / float(flat.amax() - flat.amin()) == pytest.approx(
+        auto.LEVELS_MAX_GAIN
+    )
+    # per-channel levels after auto contrast still give the photo's own levels
+    torch.testing.assert_close(
+        auto.auto_tone(x, 1.0, 1.0, 0.0), auto.auto_tone(x, 0.0, 1.0, 0.0), atol=1e-12, rtol=0
+    )
+
+
 def test_equalize_spreads_each_channel_evenly_and_keeps_the_order():
     g = torch.Generator().manual_seed(3)
     x = (torch.rand(1, 3, 40, 50, generator=g, dtype=torch.float64) ** 2) * 0.6 + 0.1  # dark, skewed, flat
-    out = auto.auto_tone(x, 0.0, 1.0)
+    out = auto.auto_tone(x, 0.0, 0.0, 1.0)
     for c in range(3):
         q = torch.quantile(out[0, c].flatten(), torch.tensor([0.1, 0.5, 0.9], dtype=out.dtype))
         torch.testing.assert_close(q, torch.tensor([0.1, 0.5, 0.9], dtype=out.dtype), atol=0.02, rtol=0)
         order = x[0, c].flatten().argsort()
         assert bool((out[0, c].flatten()[order].diff() >= -1e-12).all()), "equalisation must be monotone"
     # equalising after a levels stretch gives the photo's equalisation (see auto_tone's docstring)
-    torch.testing.assert_close(auto.auto_tone(x, 1.0, 1.0), out, atol=1e-12, rtol=0)
+    torch.testing.assert_close(auto.auto_tone(x, 0.0, 1.0, 1.0), out, atol=1e-12, rtol=0)
 
 
 def test_auto_tables_are_resolution_independent_and_reusable():
@@ -364,17 +385,17 @@ def test_auto_tables_are_resolution_independent_and_reusable():
     x = smooth(_image(1, 8, 10, seed=4), size=(300, 360), mode="bicubic", align_corners=False).clamp(0, 1)
     big = smooth(x, scale_factor=4, mode="bilinear", align_corners=False)
     small_t, big_t = auto.auto_tables(x), auto.auto_tables(big)
-    assert small_t[0].shape == (1, 3, 2) and small_t[1].shape == (1, 3, auto.TABLE_KNOTS + 1)
+    assert [tuple(t.shape) for t in small_t] == [(1, 1, 2), (1, 3, 2), (1, 3, auto.TABLE_KNOTS + 1)]
     for a, b in zip(small_t, big_t, strict=True):  # same photo at 4x: about the same curves
         assert float((a - b).abs().max()) < 0.03
     # precomputed curves give the same result as computing them inline; a batch reuses one photo's
-    torch.testing.assert_close(auto.auto_tone(x, 0.7, 0.3, small_t), auto.auto_tone(x, 0.7, 0.3))
+    torch.testing.assert_close(auto.auto_tone(x, 0.4, 0.7, 0.3, small_t), auto.auto_tone(x, 0.4, 0.7, 0.3))
     batch = x.expand(3, -1, -1, -1)
     amounts = torch.tensor([0.0, 0.5, 1.0], dtype=x.dtype)
-    out = auto.auto_tone(batch, amounts, amounts.flip(0), small_t)
-    torch.testing.assert_close(out[1], auto.auto_tone(x, 0.5, 0.5)[0])
+    out = auto.auto_tone(batch, amounts, amounts, amounts.flip(0), small_t)
+    torch.testing.assert_close(out[1], auto.auto_tone(x, 0.5, 0.5, 0.5)[0])
     with pytest.raises(ValueError, match="auto tables"):
-        auto.auto_tone(x, 0.5, 0.5, (small_t[0][..., :1], small_t[1]))
+        auto.auto_tone(x, 0.0, 0.5, 0.5, (small_t[0], small_t[1][..., :1], small_t[2]))
 
 
 def test_auto_filters_read_the_untouched_photo_first_in_the_chain():
@@ -382,7 +403,7 @@ def test_auto_filters_read_the_untouched_photo_first_in_the_chain():
 
     x = _image(1, 30, 40, seed=5) * 0.5 + 0.2
     params = {"auto_levels": 0.8, "equalize": 0.3, "exposure": 0.4}
-    expected = color.linear_light(auto.auto_tone(x, 0.8, 0.3), 0.0, 0.0, 0.4).clamp(0, 1)
+    expected = color.linear_light(auto.auto_tone(x, 0.0, 0.8, 0.3), 0.0, 0.0, 0.4).clamp(0, 1)
     torch.testing.assert_close(apply_filters(x, params), expected)
     torch.testing.assert_close(apply_filters(x, {**params, AUTO_KEY: auto_of(x)}), expected)
 

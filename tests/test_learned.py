@@ -165,6 +165,20 @@ def test_untrained_predictor_is_the_identity_recipe() -> None:
     assert all(v == pytest.approx(get_param(n).neutral) for n, v in params.items())
 
 
+def test_predictor_with_a_prior_sees_and_returns_it(tmp_path: Path) -> None:
+    model = RecipePredictor(side=32, width=8, hidden=16, prior={"auto_contrast": 1.0})
+    flat = 0.3 + 0.4 * torch.rand(1, 3, 40, 50, generator=torch.Generator().manual_seed(2))
+    seen = model.prepare(flat)
+    assert float(seen.amin()) < 0.01 and float(seen.amax()) > 0.99  # stretched before the network
+    params = model.predict(flat)[0]
+    assert params["auto_contrast"] == 1.0 and set(params) == {"auto_contrast", *model.names}
+    again = load_predictor(save_model(model, model.config, tmp_path / "p.safetensors"))
+    assert again.prior == {"auto_contrast": 1.0} and again.predict(flat) == model.predict(flat)
+    assert RecipePredictor(side=32, width=8, hidden=16).prepare(flat) is flat  # no prior: as it is
+    with pytest.raises(ValueError, match="'pre' filters only"):
+        RecipePredictor(side=32, width=8, hidden=16, prior={"exposure": 1.0})
+
+
 def test_saved_and_loaded_models_give_identical_outputs(tmp_path: Path) -> None:
     torch.manual_seed(1)
     model = RecipePredictor(side=32, width=8, hidden=16)

@@ -12,6 +12,7 @@ from conftest import REPO, synthetic_photo
 from PIL import Image
 
 from lib_enhancer import api
+from lib_enhancer.filters.pipeline import apply_filters
 from lib_enhancer.optimize import OptimizeConfig, default_active, optimize
 from lib_enhancer.recipe import Recipe
 from lib_enhancer.render import array_to_tensor, downscale
@@ -124,11 +125,20 @@ def test_optimizer_improves_a_dark_photo_and_is_deterministic(natural):
     b = optimize(preview, natural, cfg)
     assert a.params == b.params and a.score_after == b.score_after
     assert not a.identity and a.score_after > a.score_before
-    assert (
-        a.params.get("exposure", 0) > 0 or a.params.get("gamma", 1) > 1 or a.params.get("brightness", 0) > 0
-    )
+    assert float(apply_filters(preview, a.params).mean()) > float(preview.mean()) + 0.1  # brightened
     best = [s.best_objective for s in a.history]
     assert best == sorted(best)  # the best objective never goes down
+
+
+def test_the_run_starts_from_the_prior_and_pulls_towards_it(natural):
+    flat = 0.3 + 0.35 * _preview(synthetic_photo(96, 128, seed=2))  # lifted blacks, dim whites
+    held = optimize(flat, natural, OptimizeConfig(steps=10, l2=100.0))  # the pull dominates
+    assert held.params == {"auto_contrast": 1.0} and "kept the start point" in held.message
+    out = apply_filters(flat, held.params)
+    assert float(out.amin()) < 0.03 and float(out.amax()) > 0.97  # stretched to black and white
+    assert held.score_after > held.score_before
+    without = optimize(flat, natural, OptimizeConfig(steps=10, l2=100.0, prior={}))
+    assert "auto_contrast" not in without.params
 
 
 def test_never_worse_than_the_input(natural):
@@ -137,11 +147,15 @@ def test_never_worse_than_the_input(natural):
 
         info = get_scorer_info("natural")
 
-        def forward(self, images):
-            return -(images - images[:1].detach()).abs().mean(dim=(1, 2, 3)) + 0.0 * images.sum(dim=(1, 2, 3))
+        def __init__(self, original):
+            super().__init__()
+            self.original = original
 
-    preview = _preview(synthetic_photo())
-    result = optimize(preview, Contrarian(), OptimizeConfig(steps=5))
+        def forward(self, images):
+            return -(images - self.original).abs().mean(dim=(1, 2, 3))
+
+    preview = 0.1 + 0.8 * _preview(synthetic_photo())  # natural's prior (auto contrast) changes it
+    result = optimize(preview, Contrarian(preview), OptimizeConfig(steps=5))
     assert result.identity and result.params == {}
     assert "kept the original" in result.message
 
@@ -170,18 +184,18 @@ def test_scorer_declared_pull_is_the_default_and_an_explicit_l2_wins():
     from lib_enhancer.optimize import DEFAULT_L2, default_l2
 
     natural = create_scorer("natural")
-    assert default_l2(natural) == get_scorer_info("natural").l2 == 1.0
+    assert default_l2(natural) == get_scorer_info("natural").l2 == 3.0
     assert default_l2(torch.nn.Identity()) == DEFAULT_L2  # no info: the module's default
     # optimize() itself resolves the scorer's pull, so direct callers get what enhance() gets
     preview = downscale(synthetic_photo(48, 64, seed=1), 64) * 0.4
     own = optimize(preview, natural, OptimizeConfig(steps=8))
-    assert own.params == optimize(preview, natural, OptimizeConfig(steps=8, l2=1.0)).params
+    assert own.params == optimize(preview, natural, OptimizeConfig(steps=8, l2=3.0)).params
     assert own.params != optimize(preview, natural, OptimizeConfig(steps=8, l2=DEFAULT_L2)).params
     img = synthetic_photo(48, 64, seed=1)
     dark = (img.astype(np.float32) * 0.35).astype(np.uint8)
     default = api.enhance(dark, scorer="natural", seed=0, steps=12)
     assert (
-        default.recipe.params == api.enhance(dark, scorer="natural", seed=0, steps=12, l2=1.0).recipe.params
+        default.recipe.params == api.enhance(dark, scorer="natural", seed=0, steps=12, l2=3.0).recipe.params
     )
     loose = api.enhance(dark, scorer="natural", seed=0, steps=12, l2=0.05)
     assert loose.recipe.params != default.recipe.params
@@ -189,9 +203,15 @@ def test_scorer_declared_pull_is_the_default_and_an_explicit_l2_wins():
 
 
 def _distance(params: dict[str, float]) -> float:
+    """How far ``params`` are from where the optimizer starts (natural's prior)."""
+    from lib_enhancer.optimize import default_prior
     from lib_enhancer.params import NEUTRAL, PARAMS_BY_NAME
 
-    return sum(((v - NEUTRAL[n]) / PARAMS_BY_NAME[n].span) ** 2 for n, v in params.items())
+    prior = default_prior(create_scorer("natural"))
+    start = {**NEUTRAL, **prior}
+    return sum(
+        ((params.get(n, NEUTRAL[n]) - start[n]) / PARAMS_BY_NAME[n].span) ** 2 for n in {*params, *prior}
+    )
 
 
 def test_config_validation():

@@ -244,11 +244,14 @@ def test_cli_train_score_move_and_enhance(folders, tmp_path, monkeypatch, capsys
     )
     assert code == 0
     out_file = next((tmp_path / "out").glob("*_enhanced.png"))
-    before = np.asarray(Image.open(src)).astype(float)
-    after = np.asarray(Image.open(out_file)).astype(float)
-    assert (after[..., 0] - after[..., 2]).mean() > (before[..., 0] - before[..., 2]).mean() + 2
     recipe = json.loads(out_file.with_name(out_file.name + ".recipe.json").read_text())
     assert recipe["info"]["scorer"] == "taste:cli" and recipe["params"].get("temperature", 0) > 0
+    from lib_enhancer import api
+
+    after = np.asarray(Image.open(out_file)).astype(float)
+    untinted = {n: v for n, v in recipe["params"].items() if n != "temperature"}
+    without = np.asarray(api.apply(untinted, Image.open(src).convert("RGB"))).astype(float)
+    assert (after[..., 0] - after[..., 2]).mean() > (without[..., 0] - without[..., 2]).mean() + 2
     # usage errors: missing folders; a crop mode the built-in model was not trained with
     assert main(["train", "taste", "--ok", str(folders["ok"]), "--name", "x"]) == 2
     assert main(["score", str(mixed), "--scorer", "taste:cli", "--crop-mode", "five_crop", "-q"]) == 2

@@ -131,7 +131,7 @@ def test_routes_answer_with_their_response_models(pd, api, image, fast, tmp_path
     assert version["api"] == "v1" and "gradient" in version["modes"]
     scorers = {x["name"]: x for x in call("scorers")}
     assert scorers["nima"]["non_commercial"] is True and scorers["natural"]["non_commercial"] is False
-    assert [f["name"] for f in call("filters")][:3] == ["auto_levels", "equalize", "dehaze"]
+    assert [f["name"] for f in call("filters")][:4] == ["auto_contrast", "auto_levels", "equalize", "dehaze"]
 
     enhanced = call(
         "enhance", s.EnhanceRequest(image="data:image/png;base64," + b64_png(image), strength=0.5, seed=4)

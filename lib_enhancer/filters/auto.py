@@ -1,9 +1,14 @@
-"""Image-adaptive tone filters: per-channel auto levels and histogram equalisation, with an amount.
+"""Image-adaptive tone filters: auto contrast, per-channel auto levels and histogram equalisation.
 
-Both read the photo's own per-channel histogram (what PIL's ``ImageOps.autocontrast`` and
-``equalize`` do, and what NUl Image Enhancer's search leans on) and turn it into three monotone
-curves, one per channel:
+All read the photo's own histogram (what Photoshop's *Auto Contrast*, PIL's
+``ImageOps.autocontrast`` and ``equalize`` do, and what NUl Image Enhancer's search leans on) and
+turn it into three monotone curves, one per channel:
 
+* **auto contrast** stretches all channels by the *same* affine map, so that the photo's darkest
+  value (of any channel) lands on 0 and its brightest on 1 (at most :data:`LEVELS_MAX_GAIN` times):
+  it restores range lost to under-exposure, a flat tone curve or lifted blacks without touching the
+  colour balance, and is the identity on a photo that already reaches black and white. Extremes
+  are read from the analysis copy below (block means: a few hot pixels do not count);
 * **auto levels** stretches each channel linearly so that its :data:`LEVELS_CUTOFF` and
   ``1 - LEVELS_CUTOFF`` quantiles land on 0 and 1 (at most :data:`LEVELS_MAX_GAIN` times; a channel
   with almost no range is not blown up); like ``levels``, values beyond them leave [0, 1] and are
@@ -33,8 +38,9 @@ TABLE_KNOTS = 64  # histogram bins of the equalisation = curve segments; knots o
 LEVELS_CUTOFF = 0.005  # share of each channel clipped at either end by auto levels
 LEVELS_MAX_GAIN = 8.0  # auto levels never stretches a channel more than this
 
-#: (levels bounds ``(N, 3, 2)``, equalisation curves ``(N, 3, K + 1)``), N = 1 or the batch size
-AutoTables = tuple[Tensor, Tensor]
+#: (contrast bounds ``(N, 1, 2)``, levels bounds ``(N, 3, 2)``, equalisation curves ``(N, 3, K + 1)``),
+#: N = 1 or the batch size
+AutoTables = tuple[Tensor, Tensor, Tensor]
 
 
 def _analysis_copy(image: Tensor) -> Tensor:
@@ -57,18 +63,29 @@ def _analysis_copy(image: Tensor) -> Tensor:
     return F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False, antialias=True).clamp(0.0, 1.0)
 
 
-def levels_bounds(values: Tensor) -> Tensor:
-    """Auto-levels black and white points ``(N, 3, 2)`` of per-channel pixel values ``(N, 3, P)``.
-
-    The :data:`LEVELS_CUTOFF` quantiles, widened symmetrically (inside [0, 1]) to at least
-    ``1 / LEVELS_MAX_GAIN``.
-    """
-    q = torch.tensor([LEVELS_CUTOFF, 1.0 - LEVELS_CUTOFF], device=values.device, dtype=values.dtype)
-    lo, hi = torch.quantile(values, q, dim=-1).unbind(0)  # each (N, 3)
+def _capped_bounds(lo: Tensor, hi: Tensor) -> Tensor:
+    """Black and white points ``(..., 2)`` from ``lo``/``hi``, widened symmetrically (inside [0, 1])
+    to at least ``1 / LEVELS_MAX_GAIN``."""
     span = (hi - lo).clamp_min(1.0 / LEVELS_MAX_GAIN)
     lo = torch.minimum(lo, 0.5 * (lo + hi) - 0.5 * span).clamp_min(0.0)
     lo = torch.minimum(lo, 1.0 - span)
     return torch.stack((lo, lo + span), dim=-1)
+
+
+def levels_bounds(values: Tensor) -> Tensor:
+    """Auto-levels black and white points ``(N, 3, 2)`` of per-channel pixel values ``(N, 3, P)``:
+    the :data:`LEVELS_CUTOFF` quantiles (gain capped, see :func:`_capped_bounds`)."""
+    q = torch.tensor([LEVELS_CUTOFF, 1.0 - LEVELS_CUTOFF], device=values.device, dtype=values.dtype)
+    lo, hi = torch.quantile(values, q, dim=-1).unbind(0)  # each (N, 3)
+    return _capped_bounds(lo, hi)
+
+
+def contrast_bounds(values: Tensor) -> Tensor:
+    """Auto-contrast black and white points ``(N, 1, 2)`` of pixel values ``(N, 3, P)``: the darkest
+    and brightest value of any channel (gain capped, see :func:`_capped_bounds`)."""
+    lo = values.amin(dim=(-2, -1)).unsqueeze(-1)  # (N, 1)
+    hi = values.amax(dim=(-2, -1)).unsqueeze(-1)
+    return _capped_bounds(lo, hi)
 
 
 def equalize_table(values: Tensor) -> Tensor:
@@ -81,15 +98,15 @@ def equalize_table(values: Tensor) -> Tensor:
 
 
 def auto_tables(image: Tensor) -> AutoTables:
-    """The auto curves of ``image`` ``(*, 3, H, W)``: levels bounds ``(N, 3, 2)`` and equalisation
-    curves ``(N, 3, K + 1)``.
+    """The auto curves of ``image`` ``(*, 3, H, W)``: contrast bounds ``(N, 1, 2)``, levels bounds
+    ``(N, 3, 2)`` and equalisation curves ``(N, 3, K + 1)``.
 
     Pass them to :func:`auto_tone` (or in the filter chain's params under ``pipeline.AUTO_KEY``)
     when the same input is filtered many times.
     """
     check_image(image)
     values = _analysis_copy(image).flatten(-2)  # (N, 3, P)
-    return levels_bounds(values), equalize_table(values)
+    return contrast_bounds(values), levels_bounds(values), equalize_table(values)
 
 
 def apply_table(image: Tensor, table: Tensor) -> Tensor:
@@ -109,21 +126,26 @@ def apply_table(image: Tensor, table: Tensor) -> Tensor:
 
 
 def auto_tone(
-    image: Tensor, levels: ParamLike, equalize: ParamLike, tables: AutoTables | None = None
+    image: Tensor,
+    contrast: ParamLike,
+    levels: ParamLike,
+    equalize: ParamLike,
+    tables: AutoTables | None = None,
 ) -> Tensor:
-    """Per-channel auto levels then equalisation, each blended in by its amount.
+    """Auto contrast, then per-channel auto levels, then equalisation, each blended in by its amount.
 
     Args:
         image: ``(*, 3, H, W)`` sRGB in [0, 1]. Differentiable.
-        levels: amount of auto levels in [0, 1] (0: none), float or ``(B,)`` tensor. Differentiable.
+        contrast: amount of auto contrast in [0, 1] (0: none), float or ``(B,)`` tensor.
+            Differentiable.
+        levels: amount of per-channel auto levels in [0, 1], float or ``(B,)``. Differentiable.
         equalize: amount of equalisation in [0, 1], float or ``(B,)``. Differentiable.
         tables: :func:`auto_tables` of the photo these amounts were chosen for (default: of
             ``image``).
 
-    Auto levels blends towards the levelled photo; equalisation then blends towards the equalised
-    photo (equalising is indifferent to a levels stretch done before it, so its target is the
-    input's equalised version), so ``equalize=1`` gives PIL-style per-channel equalisation whatever
-    ``levels`` is.
+    Each later filter blends towards its own edit of the *input* (levels and equalisation are
+    indifferent to an affine stretch done before them), so ``levels=1`` gives PIL-style per-channel
+    autocontrast and ``equalize=1`` PIL-style equalisation whatever came before.
 
     Returns:
         The image with the auto curves blended in, shape of ``image``.
@@ -133,19 +155,26 @@ def auto_tone(
     x = image.reshape(-1, *image.shape[-3:])
     if tables is None:
         tables = auto_tables(x)
-    bounds, table = (t.to(device=x.device, dtype=x.dtype) for t in tables)
+    linked, bounds, table = (t.to(device=x.device, dtype=x.dtype) for t in tables)
     rows = bounds.shape[0]
     if (
         rows not in (1, x.shape[0])
+        or linked.shape != (rows, 1, 2)
         or bounds.shape[1:] != (3, 2)
         or table.shape[:2] != (rows, 3)
         or table.dim() != 3
     ):
         raise ValueError(
-            f"auto tables must be ((1 or {x.shape[0]}, 3, 2), (same, 3, K + 1)), "
-            f"got {tuple(bounds.shape)}, {tuple(table.shape)}"
+            f"auto tables must be ((1 or {x.shape[0]}, 1, 2), (same, 3, 2), (same, 3, K + 1)), "
+            f"got {tuple(linked.shape)}, {tuple(bounds.shape)}, {tuple(table.shape)}"
         )
-    lo, hi = bounds[..., 0, None, None], bounds[..., 1, None, None]  # (N, 3, 1, 1)
-    out = x + as_param(levels, x) * ((x - lo) / (hi - lo) - x)
+    out = x + as_param(contrast, x) * (_stretch(x, linked) - x)
+    out = out + as_param(levels, x) * (_stretch(x, bounds) - out)
     out = out + as_param(equalize, x) * (apply_table(x, table) - out)
     return out.reshape(*lead, *image.shape[-3:])
+
+
+def _stretch(x: Tensor, bounds: Tensor) -> Tensor:
+    """``x`` ``(N, 3, H, W)`` mapped affinely so ``bounds`` ``(N, 1 or 3, 2)`` land on 0 and 1."""
+    lo, hi = bounds[..., 0, None, None], bounds[..., 1, None, None]
+    return (x - lo) / (hi - lo)

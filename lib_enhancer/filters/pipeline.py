@@ -47,7 +47,7 @@ def _creative_step(name: str) -> Callable[[Tensor, Mapping[str, ParamLike]], Ten
 
 # Each step: (parameter names it reads, function(image, params) -> image). Table order.
 STEPS: tuple[tuple[tuple[str, ...], Callable[[Tensor, Mapping[str, ParamLike]], Tensor]], ...] = (
-    (AUTO_NAMES, lambda x, p: auto.auto_tone(x, p["auto_levels"], p["equalize"], p.get(AUTO_KEY))),
+    (AUTO_NAMES, lambda x, p: auto.auto_tone(x, *(p[n] for n in AUTO_NAMES), p.get(AUTO_KEY))),
     (("dehaze",), lambda x, p: local.dehaze(x, p["dehaze"], p.get(HAZE_KEY))),
     (
         ("temperature", "tint", "exposure"),

@@ -64,16 +64,30 @@ def _conv(cin: int, cout: int) -> nn.Sequential:
 
 
 class RecipePredictor(nn.Module):
-    """Thumbnail ``(N, 3, side, side)`` -> parameter values ``(N, len(names))`` inside their ranges."""
+    """Thumbnail ``(N, 3, side, side)`` -> parameter values ``(N, len(names))`` inside their ranges.
+
+    With a ``prior`` (photo-adaptive ``pre`` filters, e.g. ``{"auto_contrast": 1.0}``, the start point
+    the ``natural`` scorer's optimizer uses) the network sees, and its recipe continues from, the
+    image with the prior applied (:meth:`prepare`); :meth:`predict` returns the prior with the
+    predicted values.
+    """
 
     def __init__(
-        self, names: Sequence[str] = PREDICTED, side: int = 96, width: int = 32, hidden: int = 128
+        self,
+        names: Sequence[str] = PREDICTED,
+        side: int = 96,
+        width: int = 32,
+        hidden: int = 128,
+        prior: Mapping[str, float] | None = None,
     ) -> None:
         super().__init__()
         self.names = tuple(names)
         self.side = side
         self.width = width
         self.hidden = hidden
+        self.prior = {get_param(n).name: float(v) for n, v in (prior or {}).items()}
+        if any(get_param(n).stage != "pre" for n in self.prior):
+            raise ValueError(f"a predictor's prior holds 'pre' filters only, got {sorted(self.prior)}")
         self.squash = ParamSquash(self.names)
         w = width
         self.features = nn.Sequential(_conv(3, w), _conv(w, 2 * w), _conv(2 * w, 4 * w), _conv(4 * w, 4 * w))
@@ -96,7 +110,16 @@ class RecipePredictor(nn.Module):
             "side": self.side,
             "width": self.width,
             "hidden": self.hidden,
+            "prior": dict(self.prior),
         }
+
+    def prepare(self, images: Tensor) -> Tensor:
+        """``images`` with the prior applied: what the network sees and its recipe continues from."""
+        if not self.prior:
+            return images
+        from lib_enhancer.filters.pipeline import apply_filters
+
+        return apply_filters(images, self.prior, stages=("pre",))
 
     def forward(self, thumb: Tensor) -> Tensor:
         f = self.features(thumb * 2.0 - 1.0)
@@ -117,11 +140,14 @@ class RecipePredictor(nn.Module):
         was = self.training
         self.eval()
         try:
-            thumb = thumbnail(image, self.side).to(self.squash.neutral.device)
+            thumb = thumbnail(self.prepare(image), self.side).to(self.squash.neutral.device)
             values = ((self(thumb) + self(thumb.flip(-1))) / 2).double().cpu()
         finally:
             self.train(was)
-        return [{n: round(float(v), 4) for n, v in zip(self.names, row, strict=False)} for row in values]
+        return [
+            {**self.prior, **{n: round(float(v), 4) for n, v in zip(self.names, row, strict=False)}}
+            for row in values
+        ]
 
 
 def load_predictor(path: str | os.PathLike[str] | None = None) -> RecipePredictor:
@@ -130,7 +156,9 @@ def load_predictor(path: str | os.PathLike[str] | None = None) -> RecipePredicto
 
 
 def _build(config: dict[str, Any]) -> RecipePredictor:
-    return RecipePredictor(config["names"], config["side"], config["width"], config["hidden"])
+    return RecipePredictor(
+        config["names"], config["side"], config["width"], config["hidden"], config.get("prior")
+    )
 
 
 def predict_params(image: Tensor, path: str | os.PathLike[str] | None = None) -> dict[str, float]:

@@ -60,6 +60,8 @@ class TrainConfig:
     val_samples: int = 128
     checkpoint_every: int = 200
     param_l2: float = 0.02  # recipe: pull towards neutral (simpler recipes), in normalised units
+    # recipe: 'pre' filters applied before the predicted recipe (the natural scorer's start point)
+    prior: dict[str, float] = field(default_factory=lambda: {"auto_contrast": 1.0})
     threads: int | None = None
     time_budget: float | None = None  # seconds (over all resumed runs); stop, checkpoint, export
     train_photos: list[str] = field(default_factory=list)
@@ -71,7 +73,7 @@ class TrainConfig:
 
 def build_model(cfg: TrainConfig) -> torch.nn.Module:
     if cfg.kind == "recipe":
-        return RecipePredictor(side=_side(cfg), width=16, hidden=96)
+        return RecipePredictor(side=_side(cfg), width=16, hidden=96, prior=cfg.prior)
     if cfg.kind == "histogram":
         return HistogramNet(bins=cfg.bins, widths=(8, 16, 32), side=_side(cfg))
     raise ValueError(f"unknown model kind {cfg.kind!r}; choose one of {', '.join(KINDS)}")
@@ -90,8 +92,9 @@ def recipe_loss(
     benchmark reports; unlike a plain L1 it does not let a few hopeless samples (clipped highlights)
     outweigh the many mild ones, where a needless edit costs most. Plus an L2 pull to neutral.
     """
-    values = model(degraded)
-    restored = apply_filters(degraded, model.as_params(values), stages=("global",))
+    start = model.prepare(degraded)
+    values = model(start)
+    restored = apply_filters(start, model.as_params(values), stages=("global",))
     norm = model.squash.normalised(values)
     mse = ((restored - clean) ** 2).mean(dim=(1, 2, 3))
     loss = torch.log(mse + LOG_MSE_FLOOR).mean() + param_l2 * (norm**2).mean()

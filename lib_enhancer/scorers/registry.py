@@ -51,6 +51,9 @@ class ScorerInfo:
     judges_detail: bool = True
     # The gradient optimizer's pull towards neutral this scorer is tuned for (None: OptimizeConfig's).
     l2: float | None = None
+    # Where the gradient optimizer starts and what its pull pulls towards, as (name, value) pairs
+    # (empty: neutral), e.g. ``natural``'s auto contrast; see optimize.default_prior.
+    prior: tuple[tuple[str, float], ...] = ()
 
 
 ScorerFactory = Callable[..., "torch.nn.Module"]
