@@ -228,7 +228,7 @@ def _search(
         seed=options["seed"],
         active=options["active"],
         lock=options["lock"],
-        init=options["init"],
+        init=options["init"] or None,  # no warm start: the scorer's prior
         hard=any(n in CREATIVE_NAMES for n in named),  # creative edits only when asked for by name
     )
     return search(preview, module, config, strength=strength, callback=callback)

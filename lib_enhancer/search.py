@@ -69,6 +69,7 @@ from lib_enhancer.optimize import (
     as_preview,
     blend,
     default_active,
+    default_prior,
     optimize,
     setup_run,
 )
@@ -118,7 +119,8 @@ class SearchConfig:
         active: parameters the search may change; ``None`` = :func:`soft_set` of the scorer
             (plus every creative parameter when ``hard``).
         lock: parameters held at a value throughout (applied to every candidate).
-        init: the start recipe (snapped to the parameter grid).
+        init: the start recipe (snapped to the parameter grid); ``None`` = the scorer's prior
+            (:func:`lib_enhancer.optimize.default_prior`: ``natural`` starts from auto contrast).
         patience: batches (best-first) or rounds (beam) without a better node before a restart.
         restarts: seeded random restarts around the best node after a plateau, then stop.
         scales: move sizes as fractions of each parameter's range, coarse to fine.
@@ -146,7 +148,7 @@ class SearchConfig:
     seed: int = 0
     active: tuple[str, ...] | None = None
     lock: Mapping[str, float] = field(default_factory=dict)
-    init: Mapping[str, float] = field(default_factory=dict)
+    init: Mapping[str, float] | None = None
     patience: int = 4
     restarts: int = 2
     scales: tuple[float, ...] = (1.0 / 8.0, 1.0 / 32.0)
@@ -199,13 +201,13 @@ class SearchConfig:
                 )
         if self.nulie_n_try is not None and self.nulie_n_try < 2:
             raise ValueError(f"nulie_n_try must be >= 2, got {self.nulie_n_try}")
-        for name in (*(self.active or ()), *self.lock, *self.init):
+        for name in (*(self.active or ()), *self.lock, *(self.init or {})):
             get_search_param(name)
             if name in CREATIVE_BY_NAME and not self.hard:
                 raise ValueError(
                     f"{name!r} is a creative edit that changes the look; enable it with hard=True"
                 )
-        for mapping in (self.lock, self.init):
+        for mapping in (self.lock, self.init or {}):
             for name, value in mapping.items():
                 param = get_search_param(name)
                 v = float(value)
@@ -1237,7 +1239,8 @@ def search(
         score_before = float(scorer(preview).reshape(-1)[0])
     run.ev.evals += 1
     run.ev.passes += 1
-    start_values = {n: float(v) for n, v in cfg.init.items() if n not in locked}
+    init = default_prior(scorer) if cfg.init is None else cfg.init
+    start_values = {n: float(v) for n, v in init.items() if n not in locked}
 
     if not locked and not any(v != get_search_param(n).neutral for n, v in start_values.items()):
         # the root is the untouched input: no need to score it again unless its gradient is wanted

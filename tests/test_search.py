@@ -252,6 +252,14 @@ def test_locked_parameters_and_init(natural: nn.Module) -> None:
         search(preview, natural, SearchConfig(mode="gradient", max_evals=20, lock={"gamma": 9.0}))
 
 
+def test_search_starts_from_the_scorers_prior_unless_told(natural: nn.Module) -> None:
+    preview = _preview()
+    default = search(preview, natural, SearchConfig(mode="best-first", max_evals=12))
+    assert default.history[0].params.get("auto_contrast") == 1.0  # natural's prior is the start node
+    neutral = search(preview, natural, SearchConfig(mode="best-first", max_evals=12, init={}))
+    assert "auto_contrast" not in neutral.history[0].params
+
+
 def test_active_restricts_the_moves(natural: nn.Module) -> None:
     result = search(_preview(), natural, SearchConfig(max_evals=40, active=("exposure", "gamma")))
     assert set(result.params) <= {"exposure", "gamma"} and result.params
