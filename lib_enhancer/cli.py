@@ -549,6 +549,7 @@ def cmd_train_learned(args: argparse.Namespace) -> int:
         seed=args.seed,
         threads=args.threads,
         time_budget=args.time,
+        param_l2=args.param_l2,
         **({"prior": {}} if args.no_prior else {}),
     )
     command = "python -m lib_enhancer " + " ".join(shlex.quote(a) for a in sys.argv[1:])
@@ -812,13 +813,19 @@ def _add_train_learned_parser(kinds: Any, kind: str, what: str) -> None:
     )
     p.add_argument("--batch", type=int, default=32, help="samples per step (default: 32)")
     p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument(
+        "--param-l2",
+        type=float,
+        default=0.02,
+        help="recipe: pull of the predicted recipe towards its start (larger = more conservative)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--no-resume", action="store_true", help="start over even if a checkpoint exists")
     p.add_argument(
         "--no-prior",
         action="store_true",
-        help="recipe: predict from the photo as it is (default: after auto contrast, natural's start point)",
+        help="model the photo as it is (default: after auto contrast, natural's start point)",
     )
     p.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders")
     p.add_argument("-q", "--quiet", action="store_true")

@@ -179,6 +179,22 @@ def test_predictor_with_a_prior_sees_and_returns_it(tmp_path: Path) -> None:
         RecipePredictor(side=32, width=8, hidden=16, prior={"exposure": 1.0})
 
 
+def test_histogram_lut_after_a_prior_is_one_lut_for_the_whole_edit() -> None:
+    from lib_enhancer.filters.pipeline import apply_filters, auto_of
+    from lib_enhancer.learned.modes import _after_prior
+    from lib_enhancer.lut import apply_lut_torch, identity_lattice
+
+    x = 0.25 + 0.5 * torch.rand(1, 3, 30, 40, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    prior = {"auto_contrast": 1.0}
+    transport = 0.1 + 0.8 * identity_lattice(17)[..., [1, 2, 0]]  # channel-mixing: exact in a LUT
+    composed = _after_prior(transport, prior, auto_of(x))
+    expected = apply_lut_torch(apply_filters(x, prior), transport)
+    torch.testing.assert_close(apply_lut_torch(x, composed), expected, atol=5e-4, rtol=0)
+    net = H.HistogramNet(bins=8, widths=(4, 8, 8), prior=prior)
+    assert H.HistogramNet(bins=8, widths=(4, 8, 8)).prior == {}  # no prior by default
+    assert net.config["prior"] == prior and torch.equal(net.prepare(x), apply_filters(x, prior))
+
+
 def test_saved_and_loaded_models_give_identical_outputs(tmp_path: Path) -> None:
     torch.manual_seed(1)
     model = RecipePredictor(side=32, width=8, hidden=16)
@@ -215,7 +231,10 @@ def _tiny(kind: str, out: Path, steps: int) -> TrainConfig:
 @pytest.mark.parametrize("kind", ["recipe", "histogram"])
 def test_training_reduces_the_loss_and_writes_its_files(kind: str, photo_dir: Path, tmp_path: Path) -> None:
     sources = P.folder_photos(photo_dir)
-    card = train(_tiny(kind, tmp_path, 40), sources[:3], sources[3:], progress=False)
+    # the histogram net starts from the auto-contrasted photo (its prior): less to learn, more steps
+    card = train(
+        _tiny(kind, tmp_path, {"recipe": 40, "histogram": 80}[kind]), sources[:3], sources[3:], progress=False
+    )
     name = {"recipe": "recipe_predictor", "histogram": "histogram_net"}[kind]
     for suffix in (".safetensors", ".json", "_loss.png"):
         assert (tmp_path / f"{name}{suffix}").is_file()

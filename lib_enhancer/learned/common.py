@@ -18,6 +18,29 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 CONFIG_KEY = "lib_enhancer.config"
 
 
+def checked_prior(prior: Mapping[str, float] | None) -> dict[str, float]:
+    """A learned model's prior (photo-adaptive ``pre`` filters applied before it, e.g. natural's start
+    point ``{"auto_contrast": 1.0}``), validated."""
+    from lib_enhancer.params import get_param
+
+    out = {get_param(n).name: float(v) for n, v in (prior or {}).items()}
+    if any(get_param(n).stage != "pre" for n in out):
+        raise ValueError(f"a learned model's prior holds 'pre' filters only, got {sorted(out)}")
+    return out
+
+
+def apply_prior(images: Tensor, prior: Mapping[str, float], tables: Any = None) -> Tensor:
+    """``images`` with the prior applied (``tables``: precomputed auto curves of the photo)."""
+    if not prior:
+        return images
+    from lib_enhancer.filters.pipeline import AUTO_KEY, apply_filters
+
+    params: dict[str, Any] = dict(prior)
+    if tables is not None:
+        params[AUTO_KEY] = tables
+    return apply_filters(images, params, stages=("pre",))
+
+
 def thumbnail(image: Tensor, side: int) -> Tensor:
     """Squash float ``(*, 3, H, W)`` to ``(N, 3, side, side)`` with an antialiased resize."""
     x = image.reshape(-1, 3, *image.shape[-2:]).float()

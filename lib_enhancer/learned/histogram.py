@@ -15,7 +15,7 @@ an edited photo's histogram back to the original's), made fast and shippable:
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lib_enhancer.learned.common import WEIGHTS_DIR, load_model
+from lib_enhancer.learned.common import WEIGHTS_DIR, apply_prior, checked_prior, load_model
 from lib_enhancer.lut import identity_lattice
 
 Tensor = torch.Tensor
@@ -77,9 +77,14 @@ class HistogramNet(nn.Module):
     """``(N, bins, bins, bins)`` histograms -> log-probabilities of the predicted histograms."""
 
     def __init__(
-        self, bins: int = DEFAULT_BINS, widths: Sequence[int] = (8, 16, 32), side: int = 128
+        self,
+        bins: int = DEFAULT_BINS,
+        widths: Sequence[int] = (8, 16, 32),
+        side: int = 128,
+        prior: Mapping[str, float] | None = None,
     ) -> None:
         super().__init__()
+        self.prior = checked_prior(prior)  # applied to the photo before its histogram is read
         self.bins = bins
         self.side = side  # the (square) thumbnail its histograms are counted on
         self.widths = tuple(widths)
@@ -100,7 +105,17 @@ class HistogramNet(nn.Module):
 
     @property
     def config(self) -> dict[str, Any]:
-        return {"kind": "histogram", "bins": self.bins, "widths": list(self.widths), "side": self.side}
+        return {
+            "kind": "histogram",
+            "bins": self.bins,
+            "widths": list(self.widths),
+            "side": self.side,
+            "prior": dict(self.prior),
+        }
+
+    def prepare(self, images: Tensor) -> Tensor:
+        """``images`` with the prior applied: whose histogram the network reads and the LUT maps."""
+        return apply_prior(images, self.prior)
 
     def forward(self, hist: Tensor) -> Tensor:
         n = hist.shape[0]
@@ -297,4 +312,4 @@ def load_histogram_net(path: str | os.PathLike[str] | None = None) -> HistogramN
 
 
 def _build(config: dict[str, Any]) -> HistogramNet:
-    return HistogramNet(config["bins"], config["widths"], config.get("side", 128))
+    return HistogramNet(config["bins"], config["widths"], config.get("side", 128), config.get("prior"))

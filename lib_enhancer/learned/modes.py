@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from lib_enhancer.filters.pipeline import apply_filters
-from lib_enhancer.learned.common import thumbnail
+from lib_enhancer.filters.pipeline import apply_filters, auto_of
+from lib_enhancer.learned.common import apply_prior, thumbnail
 from lib_enhancer.learned.histogram import load_histogram_net, soft_histogram, transfer_lut
 from lib_enhancer.learned.predictor import PREDICTED, ParamSquash, load_predictor
 from lib_enhancer.lut import apply_lut_torch, blend_lut
@@ -60,15 +60,30 @@ def histogram_edit(
     """
     net = load_histogram_net(model)
     x = preview.detach().float().cpu()
-    source = soft_histogram(thumbnail(x, net.side), net.bins)
+    tables = auto_of(x) if net.prior else None
+    start = apply_prior(x, net.prior, tables)
+    source = soft_histogram(thumbnail(start, net.side), net.bins)
     target = net.predict(source)
-    table = blend_lut(transfer_lut(source[0], target[0], transfer), strength)
+    table = transfer_lut(source[0], target[0], transfer)
+    if net.prior:  # one LUT for the whole edit: the prior, then the transport
+        table = _after_prior(table, net.prior, tables)
+    table = blend_lut(table, strength)
     info: dict[str, Any] = {"model": str(model or "histogram_net (shipped)"), "transfer": transfer}
     params: dict[str, float] = {}
     if fit_recipe:
         params, error = fit_recipe_to_lut(table, x)
         info["recipe_fit_error"] = round(error, 5)
     return LearnedEdit(params, table, info)
+
+
+def _after_prior(table: np.ndarray, prior: Mapping[str, float], tables: Any) -> np.ndarray:
+    """``table`` ``(S, S, S, 3)`` composed after ``prior`` (with the photo's auto curves ``tables``)."""
+    from lib_enhancer.lut import identity_lattice
+
+    lattice = identity_lattice(table.shape[0])
+    colours = torch.from_numpy(lattice.reshape(1, -1, 1, 3)).permute(0, 3, 1, 2)  # (1, 3, S³, 1)
+    mapped = apply_lut_torch(apply_prior(colours, prior, tables).clamp(0.0, 1.0), table)
+    return mapped.permute(0, 2, 3, 1).reshape(lattice.shape).numpy()
 
 
 def fit_recipe_to_lut(

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from lib_enhancer.filters.color import luminance
-from lib_enhancer.learned.common import WEIGHTS_DIR, load_model, thumbnail
+from lib_enhancer.learned.common import WEIGHTS_DIR, apply_prior, checked_prior, load_model, thumbnail
 from lib_enhancer.params import PARAMS, get_param
 
 Tensor = torch.Tensor
@@ -85,9 +85,7 @@ class RecipePredictor(nn.Module):
         self.side = side
         self.width = width
         self.hidden = hidden
-        self.prior = {get_param(n).name: float(v) for n, v in (prior or {}).items()}
-        if any(get_param(n).stage != "pre" for n in self.prior):
-            raise ValueError(f"a predictor's prior holds 'pre' filters only, got {sorted(self.prior)}")
+        self.prior = checked_prior(prior)
         self.squash = ParamSquash(self.names)
         w = width
         self.features = nn.Sequential(_conv(3, w), _conv(w, 2 * w), _conv(2 * w, 4 * w), _conv(4 * w, 4 * w))
@@ -115,11 +113,7 @@ class RecipePredictor(nn.Module):
 
     def prepare(self, images: Tensor) -> Tensor:
         """``images`` with the prior applied: what the network sees and its recipe continues from."""
-        if not self.prior:
-            return images
-        from lib_enhancer.filters.pipeline import apply_filters
-
-        return apply_filters(images, self.prior, stages=("pre",))
+        return apply_prior(images, self.prior)
 
     def forward(self, thumb: Tensor) -> Tensor:
         f = self.features(thumb * 2.0 - 1.0)

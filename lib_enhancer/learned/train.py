@@ -60,7 +60,8 @@ class TrainConfig:
     val_samples: int = 128
     checkpoint_every: int = 200
     param_l2: float = 0.02  # recipe: pull towards neutral (simpler recipes), in normalised units
-    # recipe: 'pre' filters applied before the predicted recipe (the natural scorer's start point)
+    # 'pre' filters applied before the model (the natural scorer's start point): the recipe continues
+    # from them, the histogram is read after them
     prior: dict[str, float] = field(default_factory=lambda: {"auto_contrast": 1.0})
     threads: int | None = None
     time_budget: float | None = None  # seconds (over all resumed runs); stop, checkpoint, export
@@ -75,7 +76,7 @@ def build_model(cfg: TrainConfig) -> torch.nn.Module:
     if cfg.kind == "recipe":
         return RecipePredictor(side=_side(cfg), width=16, hidden=96, prior=cfg.prior)
     if cfg.kind == "histogram":
-        return HistogramNet(bins=cfg.bins, widths=(8, 16, 32), side=_side(cfg))
+        return HistogramNet(bins=cfg.bins, widths=(8, 16, 32), side=_side(cfg), prior=cfg.prior)
     raise ValueError(f"unknown model kind {cfg.kind!r}; choose one of {', '.join(KINDS)}")
 
 
@@ -117,6 +118,7 @@ def histogram_loss(
     them, and transporting to it over-stretches colours); the pixel term asks the predicted
     histogram's moments to restore *this* photo.
     """
+    degraded = model.prepare(degraded)
     source, target = soft_histogram(degraded, model.bins), soft_histogram(clean, model.bins)
     log_pred = model(source)
     kl = kl_divergence(target, log_pred)
