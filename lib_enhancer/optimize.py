@@ -257,11 +257,11 @@ def optimize(
     dtype = preview.dtype
     # where a run with a prior starts (the prior under the locks): clipping and garishness are judged
     # relative to it, and it is kept when nothing scores higher and it is not worse than the input
-    start_point = {
-        n: v
-        for n, v in validate_params({**cfg.prior, **locked}, clamp=True).items()
-        if v != NEUTRAL[n] and any(p != NEUTRAL[p_name] for p_name, p in cfg.prior.items())
-    }
+    start_point: dict[str, float] = {}
+    if any(v != NEUTRAL[n] for n, v in cfg.prior.items()):
+        start_point = {
+            n: v for n, v in validate_params({**cfg.prior, **locked}, clamp=True).items() if v != NEUTRAL[n]
+        }
     if start_point and hasattr(scorer, "set_reference"):
         with torch.no_grad():
             scorer.set_reference(apply_filters(preview, start_point))
@@ -342,19 +342,18 @@ def optimize(
         score_after = float(_score(scorer, apply_filters(preview, final), sign)[0]) * sign
     evaluations += 1
     threshold = cfg.min_gain * span
-    start = start_point
-    if start and found != start:
+    if start_point and found != start_point:
         with torch.no_grad():
             score_start = (
-                float(_score(scorer, apply_filters(preview, blend(start, strength)), sign)[0]) * sign
+                float(_score(scorer, apply_filters(preview, blend(start_point, strength)), sign)[0]) * sign
             )
         evaluations += 1
         if (score_after - score_start) * sign < threshold:  # nothing better than where the run started
-            found, score_after = start, score_start
+            found, score_after = start_point, score_start
     gain = (score_after - score_before) * sign
     # a real gain, or the start point (prior, locks) unless it scores below the input (a tie keeps
     # it: the prior is the measured better default where the scorer cannot tell)
-    if not found or (gain < threshold if found != start else gain < 0):
+    if not found or (gain < threshold if found != start_point else gain < 0):
         reason = (
             "no edit improved the score" if gain <= 0 else "the photo needs no edit (gain below threshold)"
         )
@@ -364,8 +363,8 @@ def optimize(
             {}, score_before, score_before, history, True, f"kept the original: {reason}", evaluations
         )
     message = f"score {score_before:.3f} -> {score_after:.3f} in {len(history)} steps"
-    if found == start:
-        message += f" (kept the start point {', '.join(sorted(start))}: no edit scored higher)"
+    if found == start_point:
+        message += f" (kept the start point {', '.join(sorted(start_point))}: no edit scored higher)"
     return OptimizeResult(found, score_before, score_after, history, False, message, evaluations)
 
 
