@@ -142,6 +142,9 @@ def test_routes_answer_with_their_response_models(pd, api, image, fast, tmp_path
         np.asarray(decode(enhanced["image"]).convert("RGB")), np.asarray(apply(recipe, image))
     )
     assert call("enhance", s.EnhanceRequest(image=b64_png(image), return_image=False))["image"] is None
+    assert fast[-1].prior is None  # the scorer's own
+    call("enhance", s.EnhanceRequest(image=b64_png(image), prior={}, return_image=False))
+    assert fast[-1].prior == {}
 
     applied = call("apply", s.ApplyRequest(image=b64_png(image), recipe=recipe.to_json(), strength=1.0))
     assert np.array_equal(np.asarray(decode(applied["image"])), np.asarray(apply(recipe, image)))
@@ -209,3 +212,12 @@ def test_routes_through_fastapi(image, fast):
     assert r.json()["recipe"]["info"]["strength"] == 0.5
     assert client.post("/enhancer/v1/enhance", json={"image": b64_png(image), "nope": 1}).status_code == 422
     assert client.post("/enhancer/v1/enhance", json={"image": "@@"}).status_code == 400
+
+
+def test_engine_passes_the_prior_to_the_library(image):
+    flat = Image.fromarray((np.asarray(image) * 0.5 + 60).astype(np.uint8))  # no blacks, no whites
+    default = engine._enhance(flat, "natural", engine.RunOptions(steps=4), "cpu", lambda step: False)
+    neutral = engine._enhance(
+        flat, "natural", engine.RunOptions(steps=4, prior={}), "cpu", lambda step: False
+    )
+    assert default.recipe.params.get("auto_contrast") == 1.0 and "auto_contrast" not in neutral.recipe.params

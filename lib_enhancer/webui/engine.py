@@ -41,6 +41,7 @@ class RunOptions:
     lock: Mapping[str, float] = field(default_factory=dict)
     active: tuple[str, ...] | None = None
     init: Mapping[str, float] | None = None
+    prior: Mapping[str, float] | None = None  # None: the scorer's own ({}: start from neutral)
 
     @classmethod
     def from_settings(cls, settings: EnhancerSettings, **overrides: Any) -> RunOptions:
@@ -256,6 +257,7 @@ def _enhance(
         lock=dict(options.lock),
         active=options.active,
         init=dict(options.init) if options.init else None,
+        prior=dict(options.prior) if options.prior is not None else None,
         preview_side=options.preview_side,
         device=device,
         callback=on_step,

@@ -132,6 +132,13 @@ def make_schemas(pydantic: Any) -> SimpleNamespace:
         lock=(dict[str, float], F(default_factory=dict, description="Parameters held at fixed values.")),
         active=(list[str] | None, F(None, description="Parameters the optimizer may change.")),
         init=(dict[str, float] | None, F(None, description="Warm start parameters.")),
+        prior=(
+            dict[str, float] | None,
+            F(
+                None,
+                description="Gradient start point and pull target; default: the scorer's own, {}: neutral.",
+            ),
+        ),
         return_image=(bool, F(True, description="Return the enhanced image.")),
         format=fmt,
     )
@@ -301,6 +308,7 @@ def enhance_options(req: Any, host: Host) -> engine.RunOptions:
         lock=dict(req.lock or {}),
         active=tuple(req.active) if req.active is not None else None,
         init=dict(req.init) if req.init is not None else None,
+        prior=dict(req.prior) if req.prior is not None else None,
     )
 
 
