@@ -219,11 +219,13 @@ def test_models_dir_reaches_every_scorer_built_from_the_cli(command, folder, tmp
 
 
 def test_export_lut_bakes_the_photo_adaptive_curves_only_with_the_photo(folder, tmp_path, capsys):
-    """``auto_levels`` / ``equalize`` read a photo's histogram: ``export-lut --image`` bakes that photo's
+    """The auto filters read a photo's histogram: ``export-lut --image`` bakes that photo's
     curves (the .cube then reproduces ``apply --recipe`` on it); without the photo they are left out
     and the note says how to keep them."""
     recipe = tmp_path / "auto.json"
-    recipe.write_text(json.dumps({"params": {"auto_levels": 0.8, "equalize": 0.3, "exposure": 0.2}}))
+    recipe.write_text(
+        json.dumps({"params": {"auto_contrast": 1.0, "auto_levels": 0.8, "equalize": 0.3, "exposure": 0.2}})
+    )
     src = folder / "alpha.png"
     plain, baked = tmp_path / "plain.cube", tmp_path / "baked.cube"
     capsys.readouterr()

@@ -196,7 +196,7 @@ def test_global_only_large_render_matches_direct_within_one_level():
     assert np.abs(out - direct).max() <= 1
 
 
-AUTO = {"auto_levels": 0.8, "equalize": 0.3}
+AUTO = {"auto_contrast": 0.6, "auto_levels": 0.8, "equalize": 0.3}
 
 
 @pytest.mark.parametrize(
