@@ -168,10 +168,19 @@ def auto_tone(
             f"auto tables must be ((1 or {x.shape[0]}, 1, 2), (same, 3, 2), (same, 3, K + 1)), "
             f"got {tuple(linked.shape)}, {tuple(bounds.shape)}, {tuple(table.shape)}"
         )
-    out = x + as_param(contrast, x) * (_stretch(x, linked) - x)
-    out = out + as_param(levels, x) * (_stretch(x, bounds) - out)
-    out = out + as_param(equalize, x) * (apply_table(x, table) - out)
+    out = x
+    if not _is_zero(contrast):
+        out = x + as_param(contrast, x) * (_stretch(x, linked) - x)
+    if not _is_zero(levels):
+        out = out + as_param(levels, x) * (_stretch(x, bounds) - out)
+    if not _is_zero(equalize):
+        out = out + as_param(equalize, x) * (apply_table(x, table) - out)
     return out.reshape(*lead, *image.shape[-3:])
+
+
+def _is_zero(amount: ParamLike) -> bool:
+    """True for a plain number 0 (its term is skipped; a tensor, even of zeros, keeps its gradient)."""
+    return isinstance(amount, (int, float)) and amount == 0
 
 
 def _stretch(x: Tensor, bounds: Tensor) -> Tensor:
