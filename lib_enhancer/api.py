@@ -228,7 +228,8 @@ def _search(
         seed=options["seed"],
         active=options["active"],
         lock=options["lock"],
-        init=options["init"] or None,  # no warm start: the scorer's prior
+        # no warm start: start from the given prior, else the scorer's own ({} = neutral)
+        init=options["init"] or options.get("prior"),
         hard=any(n in CREATIVE_NAMES for n in named),  # creative edits only when asked for by name
     )
     return search(preview, module, config, strength=strength, callback=callback)
@@ -281,10 +282,11 @@ def enhance(
             :func:`~lib_enhancer.search.soft_set` adds the per-channel levels and the auto filters).
         init: warm start (a recipe, a parameter mapping, or ``"predict"`` / ``"histogram"`` to
             start from a learned mode's proposal).
-        prior: gradient mode: the recipe the optimizer starts from and pulls towards (default: the
-            scorer's own, :func:`~lib_enhancer.optimize.default_prior`: ``natural`` starts from
-            ``auto_contrast=1``; ``{}``: neutral). Kept when no edit scores higher and it scores
-            higher than the input.
+        prior: the recipe the optimizer starts from and pulls towards, and a search's start node
+            when no ``init`` is given (default: the scorer's own,
+            :func:`~lib_enhancer.optimize.default_prior`: ``natural`` starts from
+            ``auto_contrast=1``; ``{}``: neutral). The optimizer keeps it when no edit scores higher
+            and it does not score below the input.
         preview_side: long side of the optimisation preview (default 256 px; 160 px for scorers
             that judge image statistics only, such as ``natural``).
         device: where the scorer and the preview live (default CPU).
@@ -319,7 +321,7 @@ def enhance(
     }
     if l2 is not None:
         config_kwargs["l2"] = l2
-    if prior is not None and mode == "gradient":
+    if prior is not None:
         config_kwargs["prior"] = dict(prior)
     if active is not None:
         config_kwargs["active"] = tuple(active)

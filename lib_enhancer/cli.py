@@ -129,7 +129,7 @@ def _summary(outcomes: list[Outcome], verb: str) -> int:
     return 0 if failed == 0 else 1
 
 
-def _parse_locks(items: Sequence[str], flag: str = "--lock") -> dict[str, float]:
+def _parse_param_values(items: Sequence[str], flag: str = "--lock") -> dict[str, float]:
     """``NAME=VALUE`` options (``--lock``, ``--prior``) as validated parameter values."""
     locks: dict[str, float] = {}
     for item in items:
@@ -250,8 +250,8 @@ def cmd_enhance(args: argparse.Namespace) -> int:
 
     if not expand_inputs(args.inputs, args.recursive):
         raise UsageError("no input images")
-    locks = _parse_locks(args.lock or [])
-    prior = {} if args.no_prior else (_parse_locks(args.prior, "--prior") if args.prior else None)
+    locks = _parse_param_values(args.lock or [])
+    prior = {} if args.no_prior else (_parse_param_values(args.prior, "--prior") if args.prior else None)
     scorer = get_scorer(args.scorer, args.device, **_scorer_options(args))
 
     def process(path: Path, target: Path, loaded: Any) -> str:
@@ -679,10 +679,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--prior",
         action="append",
         metavar="NAME=VALUE",
-        help="gradient mode: start from (and pull towards) this value instead of the scorer's own "
+        help="start from (gradient: and pull towards) this value instead of the scorer's own "
         "(natural: auto_contrast=1)",
     )
-    prior.add_argument("--no-prior", action="store_true", help="gradient mode: start from neutral")
+    prior.add_argument("--no-prior", action="store_true", help="start from neutral")
     p.add_argument("--device", default=None, help="torch device for the scorer (default: cpu)")
     _add_text_options(p)
     _add_crop_option(p)
@@ -731,7 +731,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=33, help="lattice size, 2..65 (default: 33)")
     p.add_argument(
         "--image",
-        help="the photo the recipe was made for: bakes its auto levels / equalize curves into the LUT",
+        help="the photo the recipe was made for: bakes its auto contrast / levels / equalize curves into the LUT",
     )
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_export_lut)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from lib_enhancer.params import PARAMS_BY_NAME, SPATIAL_CREATIVE, Stage
+from lib_enhancer.params import AUTO_NAMES, PARAMS_BY_NAME, SPATIAL_CREATIVE, Stage
 
 if TYPE_CHECKING:
     import torch
@@ -72,12 +72,10 @@ def recipe_lut(
 
     That is the global stage followed by the creative colour filters; the local filters (dehaze,
     detail, local tone, sharpen) and the spatial ``vignette`` can't be expressed as a LUT. The
-    photo-adaptive ones (auto levels, equalize) read their curves from a photo's histogram: with
+    photo-adaptive ones (auto contrast, auto levels, equalize) read their curves from a photo's histogram: with
     ``photo`` (an ``(H, W, 3)`` uint8/uint16 array, the photo the recipe was made for) they are baked
     in, read exactly as the full-resolution render reads them; without, they are left out.
     """
-    from lib_enhancer.params import AUTO_NAMES
-
     colour: dict[str, object] = {
         n: v
         for n, v in params.items()

@@ -260,6 +260,18 @@ def test_search_starts_from_the_scorers_prior_unless_told(natural: nn.Module) ->
     assert "auto_contrast" not in neutral.history[0].params
 
 
+def test_enhance_hands_its_prior_to_a_search() -> None:
+    from lib_enhancer import api
+
+    dim = (synthetic_photo(24, 32) * 0.5).astype("uint8")
+    default = api.enhance(dim, mode="best-first", max_evals=8)
+    assert default.history[0].params.get("auto_contrast") == 1.0  # natural's prior
+    neutral = api.enhance(dim, mode="best-first", max_evals=8, prior={})
+    assert "auto_contrast" not in neutral.history[0].params
+    given = api.enhance(dim, mode="best-first", max_evals=8, prior={"auto_contrast": 0.5})
+    assert given.history[0].params.get("auto_contrast") == 0.5
+
+
 def test_active_restricts_the_moves(natural: nn.Module) -> None:
     result = search(_preview(), natural, SearchConfig(max_evals=40, active=("exposure", "gamma")))
     assert set(result.params) <= {"exposure", "gamma"} and result.params

@@ -33,6 +33,7 @@ from lib_enhancer.learned.histogram import (
 )
 from lib_enhancer.learned.predictor import RecipePredictor
 from lib_enhancer.learned.synth import EDITS, SynthConfig, make_batch, photos_to_tensors
+from lib_enhancer.scorers import get_scorer_info
 
 Tensor = torch.Tensor
 KINDS = ("recipe", "histogram")
@@ -62,7 +63,7 @@ class TrainConfig:
     param_l2: float = 0.02  # recipe: pull towards neutral (simpler recipes), in normalised units
     # 'pre' filters applied before the model (the natural scorer's start point): the recipe continues
     # from them, the histogram is read after them
-    prior: dict[str, float] = field(default_factory=lambda: {"auto_contrast": 1.0})
+    prior: dict[str, float] = field(default_factory=lambda: dict(get_scorer_info("natural").prior))
     threads: int | None = None
     time_budget: float | None = None  # seconds (over all resumed runs); stop, checkpoint, export
     train_photos: list[str] = field(default_factory=list)

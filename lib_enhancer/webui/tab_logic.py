@@ -191,8 +191,8 @@ def parse_recipe(text: str) -> Any:
 def export_files(recipe: Any, folder: Path, photo: Any = None) -> tuple[list[str], str]:
     """Write ``recipe.json`` and a ``.cube`` of its colour part; returns the paths and a note.
 
-    ``photo`` (the PIL image the recipe was made for) bakes its auto levels / equalize curves into
-    the ``.cube``; without it those are left out like the local filters.
+    ``photo`` (the PIL image the recipe was made for) bakes its photo-adaptive auto curves into the
+    ``.cube``; without it those are left out like the local filters.
     """
     from lib_enhancer.lut import recipe_lut, write_cube
 
