@@ -139,6 +139,9 @@ def test_the_run_starts_from_the_prior_and_pulls_towards_it(natural):
     assert held.score_after > held.score_before
     without = optimize(flat, natural, OptimizeConfig(steps=10, l2=100.0, prior={}))
     assert "auto_contrast" not in without.params
+    # the webui tab's way to opt out: lock the slider at 0
+    locked = optimize(flat, natural, OptimizeConfig(steps=10, l2=100.0, lock={"auto_contrast": 0.0}))
+    assert "auto_contrast" not in locked.params
 
 
 def test_never_worse_than_the_input(natural):
