@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from lib_enhancer.modes import LEARNED_MODES, MODES, SEARCH_MODES
-from lib_enhancer.optimize import OptimizeConfig, Step, default_active, optimize
+from lib_enhancer.optimize import OptimizeConfig, Step, blend, default_active, optimize, score_span
 from lib_enhancer.recipe import Recipe
 from lib_enhancer.render import downscale, render, render_tensor
 
@@ -256,6 +256,7 @@ def enhance(
     callback: Callable[[Step], bool | None] | None = None,
     scorer_options: Mapping[str, Any] | None = None,
     model: str | None = None,
+    verify: bool = True,
 ) -> Result:
     """Enhance an image: optimise a recipe on a preview against ``scorer``, apply it at full size.
 
@@ -266,8 +267,9 @@ def enhance(
             (``best-first``, ``beam``, ``hybrid``, ``hybrid-reverse``; ``nulie`` is a reference
             re-implementation for benchmarks and is not offered here), or a learned feed-forward
             mode (``predict``: the recipe predictor; ``histogram``: the histogram network's LUT).
-            Learned modes run no scorer loop: the scorer only reports before/after, and the
-            never-worse fallback does not apply (the model, not the scorer, decides).
+            Learned modes run no scorer loop: the model proposes one edit and, with ``verify``,
+            the scorer picks among the model's start point (its prior, e.g. auto contrast) and
+            the proposal at half and full strength (three scored previews).
         steps, time_budget: budgets in optimizer steps and seconds.
         max_evals: budget in scored images for the search modes (default ``steps × restarts``).
         strength: blend of the found edit towards neutral, in [0, 1].
@@ -292,6 +294,9 @@ def enhance(
         device: where the scorer and the preview live (default CPU).
         callback: called with each :class:`~lib_enhancer.optimize.Step`; return True to cancel.
         model: weights file for the learned modes (default: the shipped ones).
+        verify: learned modes: let the scorer choose how much of the proposal to keep (the start
+            point unless more scores higher by the optimizer's ``min_gain``); ``False``: the
+            model's proposal as it is.
 
     Returns:
         A :class:`Result` whose ``image`` has the input's type; never worse than the input by the
@@ -306,7 +311,9 @@ def enhance(
         )
     preview = _preview(adapted, preview_side, device)
     if mode in LEARNED_MODES:
-        return _enhance_learned(image, adapted, preview, module, scorer, mode, strength, seed, lock, model)
+        return _enhance_learned(
+            image, adapted, preview, module, scorer, mode, strength, seed, lock, model, verify
+        )
     if isinstance(init, str):
         init_params = _learned_edit(init, preview, lock, model).params
     else:
@@ -393,27 +400,39 @@ def _enhance_learned(
     seed: int,
     lock: Mapping[str, float] | None,
     model: str | None,
+    verify: bool = True,
 ) -> Result:
-    """One forward pass of a learned model on the preview, applied once at full resolution."""
+    """One forward pass of a learned model on the preview (optionally verified by the scorer, see
+    :func:`~lib_enhancer.learned.modes.verified_edit`), applied once at full resolution."""
     import time
 
+    from lib_enhancer.learned.modes import verified_edit
     from lib_enhancer.lut import apply_lut_array, apply_lut_torch
-    from lib_enhancer.params import NEUTRAL
 
     start = time.perf_counter()
     edit = _learned_edit(mode, preview, lock, model, strength)
-    params = (
-        edit.params
-        if edit.lut is not None
-        else {n: NEUTRAL[n] + strength * (v - NEUTRAL[n]) for n, v in edit.params.items()}
-    )
+    scorer_info = getattr(module, "info", None)
+    sign = -1.0 if scorer_info is not None and not scorer_info.higher_is_better else 1.0
+
+    def final_params(e: Any) -> dict[str, float]:  # a LUT edit carries the strength in its LUT
+        return e.params if e.lut is not None else blend(e.params, strength)
+
+    @torch.no_grad()
+    def preview_score(e: Any) -> float:
+        if e.lut is not None:
+            return float(module(apply_lut_torch(preview, e.lut)).reshape(-1)[0])
+        out = render_tensor(preview, Recipe(final_params(e)))
+        return float(module(out).reshape(-1)[0])
+
     with torch.no_grad():
         before = float(module(preview).reshape(-1)[0])
-        if edit.lut is not None:
-            after_preview = apply_lut_torch(preview, edit.lut)
-        else:
-            after_preview = render_tensor(preview, Recipe(params))
-        after = float(module(after_preview).reshape(-1)[0])
+    if verify:
+        threshold = OptimizeConfig().min_gain * score_span(module)
+        edit, signed_after = verified_edit(edit, lambda e: sign * preview_score(e), threshold)
+        after = sign * signed_after
+    else:
+        after = preview_score(edit)
+    params = final_params(edit)
     info = {
         "scorer": _scorer_name(scorer, module),
         "score_before": round(before, 4),
@@ -430,4 +449,11 @@ def _enhance_learned(
         assert adapted.rgb is not None
         out_image = adapted.restore(apply_lut_array(adapted.rgb, edit.lut))
     message = f"{mode}: one pass in {time.perf_counter() - start:.2f} s"
+    if verify:
+        fraction = edit.info["fraction"]
+        message += (
+            f"; the scorer kept {fraction:.0%} of the proposal"
+            if fraction
+            else "; the scorer kept the model's start point (nothing more scored higher)"
+        )
     return Result(out_image, recipe, before, after, [], False, message, edit.lut)

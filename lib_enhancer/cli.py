@@ -270,6 +270,7 @@ def cmd_enhance(args: argparse.Namespace) -> int:
             device=args.device,
             init=args.init,
             model=args.model,
+            verify=not args.no_verify,
         )
         recipe = result.recipe.with_info(source=path.name)
         _save_result(loaded, result.image, target, recipe.to_json(indent=None), args)
@@ -667,6 +668,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="FILE",
         help="weights for the learned modes (default: the shipped ones)",
+    )
+    p.add_argument(
+        "--no-verify",
+        action="store_true",
+        help="learned modes: apply the model's proposal as it is (default: the scorer picks among "
+        "the model's start point and the proposal at half and full strength)",
     )
     p.add_argument("--steps", type=int, default=40, help="optimizer steps (default: 40)")
     p.add_argument("--max-evals", type=int, default=None, help="search budget in scored images")

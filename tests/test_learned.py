@@ -16,6 +16,7 @@ from lib_enhancer.learned import histogram as H
 from lib_enhancer.learned import photos as P
 from lib_enhancer.learned import synth
 from lib_enhancer.learned.common import read_model, save_model
+from lib_enhancer.learned.modes import LearnedEdit
 from lib_enhancer.learned.predictor import PREDICTED, RecipePredictor, load_predictor
 from lib_enhancer.learned.train import TrainConfig, train
 from lib_enhancer.lut import apply_lut_torch, identity_lattice
@@ -280,13 +281,17 @@ def test_enhance_learned_modes(mode: str) -> None:
     from lib_enhancer.api import enhance
 
     dull = (smooth_photo(5, 60, 80).astype(np.float64) * 0.5 + 60).astype(np.uint8)
-    result = enhance(Image.fromarray(dull), mode=mode)
+    result = enhance(Image.fromarray(dull), mode=mode, verify=False)  # the model's proposal as it is
     assert isinstance(result.image, Image.Image) and result.image.size == (80, 60)
     assert result.recipe.info["mode"] == mode
     for name, value in result.recipe.params.items():
         param = get_param(name)
         assert param.minimum <= value <= param.maximum
     assert (result.lut is not None) == (mode == "histogram")
+    verified = enhance(dull, mode=mode)  # the scorer's pick: a LUT only when it kept some of one
+    kept_start = "start point" in verified.message
+    assert kept_start or "of the proposal" in verified.message
+    assert (verified.lut is not None) == (mode == "histogram" and not kept_start)
     half = enhance(dull, mode=mode, strength=0.0)
     assert np.abs(half.image.astype(int) - dull.astype(int)).max() <= 1  # strength 0: unchanged
 
@@ -305,7 +310,7 @@ def test_cli_histogram_mode_writes_cube_and_train_command(photo_dir: Path, tmp_p
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "lib_enhancer"]
     run = subprocess.run(
-        [*cmd, "enhance", str(photo_dir / "p0.png"), "-o", str(out), "--mode", "histogram", "-q"],
+        [*cmd, "enhance", str(photo_dir / "p0.png"), "-o", str(out), "--mode", "histogram", "--no-verify", "-q"],
         capture_output=True, text=True, cwd=REPO,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
@@ -324,3 +329,76 @@ def test_cli_histogram_mode_writes_cube_and_train_command(photo_dir: Path, tmp_p
         capture_output=True, text=True, cwd=REPO,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
+
+
+# ---- the scorer's check of a learned proposal -----------------------------------------------------
+
+
+def _edit_with_lut() -> LearnedEdit:
+    start_lut = identity_lattice(9).astype(np.float32)
+    lut = np.clip(start_lut * 0.8 + 0.1, 0, 1).astype(np.float32)
+    return LearnedEdit({"contrast": 0.4}, lut, {"model": "t"}, {"auto_contrast": 1.0}, start_lut)
+
+
+def test_partial_edit_moves_from_the_start_point_to_the_proposal() -> None:
+    from lib_enhancer.learned.modes import partial_edit
+
+    edit = LearnedEdit(
+        {"saturation": 0.6, "exposure": 1.0, "auto_contrast": 0.0}, None, {}, {"auto_contrast": 1.0}
+    )
+    assert partial_edit(edit, 1.0) is edit
+    start = partial_edit(edit, 0.0).params
+    assert start["saturation"] == get_param("saturation").neutral and start["exposure"] == 0.0
+    assert start["auto_contrast"] == 1.0  # the start point, not neutral
+    half = partial_edit(edit, 0.5)
+    assert half.params["exposure"] == pytest.approx(0.5)
+    assert half.params["auto_contrast"] == pytest.approx(0.5)
+    assert half.info["fraction"] == 0.5 and "fraction" not in edit.info
+    with pytest.raises(ValueError, match="fraction must be in"):
+        partial_edit(edit, 1.5)
+    lut_edit = _edit_with_lut()
+    zero = partial_edit(lut_edit, 0.0)
+    assert zero.lut is None and zero.params == {"auto_contrast": 1.0}  # the exact prior, no LUT
+    mid = partial_edit(lut_edit, 0.5).lut
+    assert mid is not None
+    np.testing.assert_allclose(mid, (lut_edit.lut + lut_edit.start_lut) / 2, atol=1e-6)
+
+
+def test_verified_edit_keeps_the_start_unless_more_scores_higher() -> None:
+    from lib_enhancer.learned.modes import verified_edit
+
+    edit = LearnedEdit({"exposure": 1.0}, None, {}, {})
+    by_exposure = {0.0: 1.0, 0.5: 1.04, 1.0: 1.02}
+    score = lambda e: by_exposure[round(e.params["exposure"], 3)]  # noqa: E731
+    chosen, value = verified_edit(edit, score, threshold=0.01)
+    assert chosen.info["fraction"] == 0.5 and value == 1.04 and chosen.params["exposure"] == 0.5
+    chosen, value = verified_edit(edit, score, threshold=0.05)  # gain below the threshold: the start
+    assert chosen.info["fraction"] == 0.0 and value == 1.0 and chosen.params["exposure"] == 0.0
+    by_exposure[1.0] = 2.0
+    chosen, _ = verified_edit(edit, score, threshold=0.05)
+    assert chosen.info["fraction"] == 1.0 and chosen.params["exposure"] == 1.0
+
+
+def test_enhance_verify_follows_a_lower_is_better_scorer(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lib_enhancer import api
+    from lib_enhancer.scorers.registry import ScorerInfo
+
+    dull = (smooth_photo(7, 48, 64).astype(np.float64) * 0.5 + 60).astype(np.uint8)
+    edit = LearnedEdit({"exposure": 1.0}, None, {"model": "t"}, {})
+    monkeypatch.setattr(api, "_learned_edit", lambda *a, **k: edit)
+
+    class Darkness(torch.nn.Module):  # lower is better: rewards brightening
+        info = ScorerInfo("darkness", "1 - mean", (0.0, 1.0), higher_is_better=False)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return 1.0 - x.mean(dim=(1, 2, 3))
+
+    kept = api.enhance(dull, mode="predict", scorer=Darkness())
+    assert kept.recipe.params["exposure"] == pytest.approx(1.0) and "kept 100%" in kept.message
+    assert kept.score_after < kept.score_before
+    brightness = Darkness()
+    brightness.forward = lambda x: x.mean(dim=(1, 2, 3))  # now darker is better: keep the start
+    start = api.enhance(dull, mode="predict", scorer=brightness)
+    assert start.recipe.params.get("exposure", 0.0) == 0.0 and "start point" in start.message
+    as_proposed = api.enhance(dull, mode="predict", scorer=brightness, verify=False)
+    assert as_proposed.recipe.params["exposure"] == pytest.approx(1.0) and "kept" not in as_proposed.message

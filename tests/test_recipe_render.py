@@ -272,6 +272,19 @@ def test_downscale_pil_reduction_matches_the_exact_block_means():
     assert float((fast - exact).abs().max()) <= 0.5 / 255 + 1e-6
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+@pytest.mark.parametrize("k", [2, 3, 5])
+def test_block_means_are_exact_across_strips(monkeypatch, dtype, k):
+    rng = np.random.default_rng(k)
+    img = rng.integers(0, np.iinfo(dtype).max + 1, size=(53, 47, 3), dtype=dtype)  # ragged edges
+    monkeypatch.setattr(render, "STRIP_PIXELS", 47 * k * 3)  # several strips, the last one short
+    hb, wb = 53 // k, 47 // k
+    expected = img[: hb * k, : wb * k].astype(np.float64).reshape(hb, k, wb, k, 3).mean(axis=(1, 3))
+    got = render._block_means(img, k)
+    assert got.shape == (hb, wb, 3) and got.dtype == np.float32
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=0)
+
+
 # ---- creative (hard-set) parameters: rows of the one table, applied last ------------------------
 
 CREATIVE_LOOK = {"hue": 0.1, "split_tone": 0.4, "strong_curve": 0.5, "invert": 0.2}

@@ -144,7 +144,9 @@ def test_routes_answer_with_their_response_models(pd, api, image, fast, tmp_path
     assert call("enhance", s.EnhanceRequest(image=b64_png(image), return_image=False))["image"] is None
     assert fast[-1].prior is None  # the scorer's own
     call("enhance", s.EnhanceRequest(image=b64_png(image), prior={}, return_image=False))
-    assert fast[-1].prior == {}
+    assert fast[-1].prior == {} and fast[-1].verify is True
+    call("enhance", s.EnhanceRequest(image=b64_png(image), mode="predict", verify=False, return_image=False))
+    assert fast[-1].verify is False
 
     applied = call("apply", s.ApplyRequest(image=b64_png(image), recipe=recipe.to_json(), strength=1.0))
     assert np.array_equal(np.asarray(decode(applied["image"])), np.asarray(apply(recipe, image)))

@@ -6,8 +6,8 @@ Both look at a small preview only; the full-resolution work is one LUT (or recip
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -17,12 +17,14 @@ from lib_enhancer.filters.pipeline import apply_filters, auto_of
 from lib_enhancer.learned.common import apply_prior, thumbnail
 from lib_enhancer.learned.histogram import load_histogram_net, soft_histogram, transfer_lut
 from lib_enhancer.learned.predictor import PREDICTED, ParamSquash, load_predictor
-from lib_enhancer.lut import apply_lut_torch, blend_lut
+from lib_enhancer.lut import apply_lut_torch, blend_lut, identity_lattice
+from lib_enhancer.params import get_param
 
 Tensor = torch.Tensor
 LEARNED_MODES = ("predict", "histogram")
 DEFAULT_TRANSFER = "mkl"  # the histogram mode's transport: "mkl" (linear, smooth) or "idt"
 FIT_STEPS = 60
+VERIFY_FRACTIONS = (0.0, 0.5, 1.0)  # of the way from the model's start point to its proposal
 
 
 @dataclass
@@ -32,6 +34,50 @@ class LearnedEdit:
     params: dict[str, float]  # recipe parameters (for ``histogram``: the closest editable recipe)
     lut: np.ndarray | None = None  # ``histogram`` only: the exact edit, ``(33, 33, 33, 3)`` [b, g, r]
     info: dict[str, Any] = field(default_factory=dict)
+    # where the model's edit starts (its prior and the locks): what :func:`partial_edit` moves from
+    start: dict[str, float] = field(default_factory=dict)
+    start_lut: np.ndarray | None = None  # ``histogram`` only: the start point as a LUT
+
+
+def partial_edit(edit: LearnedEdit, fraction: float) -> LearnedEdit:
+    """``edit`` taken ``fraction`` (0..1) of the way from its start point to the model's proposal.
+
+    At 0 the result is the start point itself as an exact recipe (no LUT); a LUT edit's in-between
+    LUTs are the linear blend of the start and proposal LUTs (its recipe, an approximation anyway,
+    is blended like a predicted one).
+    """
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"fraction must be in [0, 1], got {fraction}")
+    if fraction == 1.0:
+        return edit
+    info = {**edit.info, "fraction": fraction}
+    if edit.lut is not None and fraction == 0.0:
+        return LearnedEdit(dict(edit.start), None, info, dict(edit.start))
+    base = {n: edit.start.get(n, get_param(n).neutral) for n in edit.params}
+    params = {**edit.start, **{n: base[n] + fraction * (v - base[n]) for n, v in edit.params.items()}}
+    lut = None
+    if edit.lut is not None:
+        assert edit.start_lut is not None
+        lut = edit.start_lut + np.float32(fraction) * (edit.lut - edit.start_lut)
+    return replace(edit, params=params, lut=lut, info=info)
+
+
+def verified_edit(
+    edit: LearnedEdit, score: Callable[[LearnedEdit], float], threshold: float
+) -> tuple[LearnedEdit, float]:
+    """The scorer's pick among ``edit`` at :data:`VERIFY_FRACTIONS` of the way from its start point.
+
+    The model proposes, the scorer disposes: the start point (fraction 0, the model's prior) is kept
+    unless a larger fraction scores higher by ``threshold`` (the gradient mode's rule), so a photo
+    the model would over-correct keeps the measured default. ``score`` returns higher-is-better
+    numbers. Returns the chosen edit (``info["fraction"]`` set) and its score.
+    """
+    candidates = [partial_edit(edit, f) for f in VERIFY_FRACTIONS]
+    scores = [float(score(c)) for c in candidates]
+    best = max(range(1, len(candidates)), key=scores.__getitem__)
+    pick = best if scores[best] - scores[0] >= threshold else 0
+    chosen = replace(candidates[pick], info={**candidates[pick].info, "fraction": VERIFY_FRACTIONS[pick]})
+    return chosen, scores[pick]
 
 
 def predict_edit(
@@ -40,8 +86,10 @@ def predict_edit(
     """Recipe parameters for float ``(1, 3, H, W)`` ``preview`` from the recipe predictor."""
     predictor = load_predictor(model)
     params = predictor.predict(preview.cpu())[0]
-    params.update({n: float(v) for n, v in (lock or {}).items()})
-    return LearnedEdit(params, None, {"model": str(model or "recipe_predictor (shipped)")})
+    locks = {n: float(v) for n, v in (lock or {}).items()}
+    params.update(locks)
+    start = {**predictor.prior, **locks}
+    return LearnedEdit(params, None, {"model": str(model or "recipe_predictor (shipped)")}, start)
 
 
 def histogram_edit(
@@ -65,21 +113,22 @@ def histogram_edit(
     source = soft_histogram(thumbnail(start, net.side), net.bins)
     target = net.predict(source)
     table = transfer_lut(source[0], target[0], transfer)
+    start_lut = identity_lattice(table.shape[0]).astype(np.float32)
     if net.prior:  # one LUT for the whole edit: the prior, then the transport
         table = _after_prior(table, net.prior, tables)
+        start_lut = _after_prior(start_lut, net.prior, tables)
     table = blend_lut(table, strength)
+    start_lut = blend_lut(start_lut, strength)
     info: dict[str, Any] = {"model": str(model or "histogram_net (shipped)"), "transfer": transfer}
     params: dict[str, float] = {}
     if fit_recipe:
         params, error = fit_recipe_to_lut(table, x)
         info["recipe_fit_error"] = round(error, 5)
-    return LearnedEdit(params, table, info)
+    return LearnedEdit(params, table, info, dict(net.prior), start_lut)
 
 
 def _after_prior(table: np.ndarray, prior: Mapping[str, float], tables: Any) -> np.ndarray:
     """``table`` ``(S, S, S, 3)`` composed after ``prior`` (with the photo's auto curves ``tables``)."""
-    from lib_enhancer.lut import identity_lattice
-
     lattice = identity_lattice(table.shape[0])
     colours = torch.from_numpy(lattice.reshape(1, -1, 1, 3)).permute(0, 3, 1, 2)  # (1, 3, S³, 1)
     mapped = apply_lut_torch(apply_prior(colours, prior, tables).clamp(0.0, 1.0), table)

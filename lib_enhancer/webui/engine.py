@@ -42,6 +42,7 @@ class RunOptions:
     active: tuple[str, ...] | None = None
     init: Mapping[str, float] | None = None
     prior: Mapping[str, float] | None = None  # None: the scorer's own ({}: start from neutral)
+    verify: bool = True  # learned modes: the scorer picks how much of the model's proposal to keep
 
     @classmethod
     def from_settings(cls, settings: EnhancerSettings, **overrides: Any) -> RunOptions:
@@ -258,6 +259,7 @@ def _enhance(
         active=options.active,
         init=dict(options.init) if options.init else None,
         prior=dict(options.prior) if options.prior is not None else None,
+        verify=options.verify,
         preview_side=options.preview_side,
         device=device,
         callback=on_step,

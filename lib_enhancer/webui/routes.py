@@ -139,6 +139,10 @@ def make_schemas(pydantic: Any) -> SimpleNamespace:
                 description="Gradient start point and pull target; default: the scorer's own, {}: neutral.",
             ),
         ),
+        verify=(
+            bool,
+            F(True, description="Learned modes: the scorer picks how much of the model's proposal to keep."),
+        ),
         return_image=(bool, F(True, description="Return the enhanced image.")),
         format=fmt,
     )
@@ -309,6 +313,7 @@ def enhance_options(req: Any, host: Host) -> engine.RunOptions:
         active=tuple(req.active) if req.active is not None else None,
         init=dict(req.init) if req.init is not None else None,
         prior=dict(req.prior) if req.prior is not None else None,
+        verify=bool(req.verify),
     )
 
 
