@@ -15,7 +15,15 @@ import numpy as np
 import torch
 
 from lib_enhancer.modes import LEARNED_MODES, MODES, SEARCH_MODES
-from lib_enhancer.optimize import OptimizeConfig, Step, blend, default_active, optimize, score_span
+from lib_enhancer.optimize import (
+    OptimizeConfig,
+    Step,
+    blend,
+    default_active,
+    optimize,
+    reference_scope,
+    score_span,
+)
 from lib_enhancer.recipe import Recipe
 from lib_enhancer.render import downscale, render, render_tensor
 
@@ -304,67 +312,70 @@ def enhance(
     """
     adapted = _adapt(image)
     module = get_scorer(scorer, device, **dict(scorer_options or {}))
-    if preview_side is None:
-        info = getattr(module, "info", None)
-        preview_side = (
-            PREVIEW_SIDE_STATISTICS if info is not None and not info.judges_detail else PREVIEW_SIDE
-        )
-    preview = _preview(adapted, preview_side, device)
-    if mode in LEARNED_MODES:
-        return _enhance_learned(
-            image, adapted, preview, module, scorer, mode, strength, seed, lock, model, verify
-        )
-    if isinstance(init, str):
-        init_params = _learned_edit(init, preview, lock, model).params
-    else:
-        init_params = init.params if isinstance(init, Recipe) else dict(init or {})
-    config_kwargs: dict[str, Any] = {
-        "steps": steps,
-        "time_budget": time_budget,
-        "restarts": restarts,
-        "seed": seed,
-        "lock": dict(lock or {}),
-        "init": init_params,
-    }
-    if l2 is not None:
-        config_kwargs["l2"] = l2
-    if prior is not None:
-        config_kwargs["prior"] = dict(prior)
-    if active is not None:
-        config_kwargs["active"] = tuple(active)
-    elif mode == "gradient":
-        config_kwargs["active"] = default_active(module)
-    else:  # the search modes' soft set adds the per-channel levels and the auto filters
-        from lib_enhancer.search import soft_set
-
-        config_kwargs["active"] = soft_set(module)
-    if mode == "gradient":
-        run = optimize(preview, module, OptimizeConfig(**config_kwargs), strength=strength, callback=callback)
-    else:
-        run = _search(preview, module, mode, max_evals or steps * restarts, config_kwargs, strength, callback)
-    from lib_enhancer.params import NEUTRAL
-
-    found = {**run.params, **getattr(run, "creative", {})}  # a search keeps creative edits apart
-    final = {n: NEUTRAL[n] + strength * (v - NEUTRAL[n]) for n, v in found.items()}
-    recipe = Recipe(
-        final,
-        {
-            "scorer": _scorer_name(scorer, module),
-            "score_before": round(run.score_before, 4),
-            "score_after": round(run.score_after, 4),
+    with reference_scope(module):  # the cached scorer must not carry this image's reference on
+        if preview_side is None:
+            info = getattr(module, "info", None)
+            preview_side = (
+                PREVIEW_SIDE_STATISTICS if info is not None and not info.judges_detail else PREVIEW_SIDE
+            )
+        preview = _preview(adapted, preview_side, device)
+        if mode in LEARNED_MODES:
+            return _enhance_learned(
+                image, adapted, preview, module, scorer, mode, strength, seed, lock, model, verify
+            )
+        if isinstance(init, str):
+            init_params = _learned_edit(init, preview, lock, model).params
+        else:
+            init_params = init.params if isinstance(init, Recipe) else dict(init or {})
+        config_kwargs: dict[str, Any] = {
+            "steps": steps,
+            "time_budget": time_budget,
+            "restarts": restarts,
             "seed": seed,
-            "strength": strength,
-            "steps": len(run.history),
-            "mode": mode,
-        },
-    )
-    if recipe.is_identity:
-        out_image = image.copy() if hasattr(image, "copy") else image.clone()
-    else:
-        out_image = apply(recipe, image)
-    return Result(
-        out_image, recipe, run.score_before, run.score_after, run.history, run.identity, run.message
-    )
+            "lock": dict(lock or {}),
+            "init": init_params,
+        }
+        if l2 is not None:
+            config_kwargs["l2"] = l2
+        if prior is not None:
+            config_kwargs["prior"] = dict(prior)
+        if active is not None:
+            config_kwargs["active"] = tuple(active)
+        elif mode == "gradient":
+            config_kwargs["active"] = default_active(module)
+        else:  # the search modes' soft set adds the per-channel levels and the auto filters
+            from lib_enhancer.search import soft_set
+
+            config_kwargs["active"] = soft_set(module)
+        if mode == "gradient":
+            run = optimize(
+                preview, module, OptimizeConfig(**config_kwargs), strength=strength, callback=callback
+            )
+        else:
+            run = _search(
+                preview, module, mode, max_evals or steps * restarts, config_kwargs, strength, callback
+            )
+        found = {**run.params, **getattr(run, "creative", {})}  # a search keeps creative edits apart
+        final = blend(found, strength)
+        recipe = Recipe(
+            final,
+            {
+                "scorer": _scorer_name(scorer, module),
+                "score_before": round(run.score_before, 4),
+                "score_after": round(run.score_after, 4),
+                "seed": seed,
+                "strength": strength,
+                "steps": len(run.history),
+                "mode": mode,
+            },
+        )
+        if recipe.is_identity:
+            out_image = image.copy() if hasattr(image, "copy") else image.clone()
+        else:
+            out_image = apply(recipe, image)
+        return Result(
+            out_image, recipe, run.score_before, run.score_after, run.history, run.identity, run.message
+        )
 
 
 def _learned_edit(
@@ -373,13 +384,14 @@ def _learned_edit(
     lock: Mapping[str, float] | None,
     model: str | None,
     strength: float = 1.0,
+    fit_recipe: bool = True,
 ) -> Any:
     from lib_enhancer.learned import modes
 
     if mode == "predict":
         return modes.predict_edit(preview, model=model, lock=lock)
     if mode == "histogram":
-        return modes.histogram_edit(preview, model=model, strength=strength)
+        return modes.histogram_edit(preview, model=model, strength=strength, fit_recipe=fit_recipe)
     raise ValueError(f"unknown learned mode {mode!r}; choose one of {', '.join(LEARNED_MODES)}")
 
 
@@ -406,11 +418,11 @@ def _enhance_learned(
     :func:`~lib_enhancer.learned.modes.verified_edit`), applied once at full resolution."""
     import time
 
-    from lib_enhancer.learned.modes import verified_edit
+    from lib_enhancer.learned.modes import VERIFY_MIN_GAIN, partial_edit, verified_edit, with_fitted_recipe
     from lib_enhancer.lut import apply_lut_array, apply_lut_torch
 
     start = time.perf_counter()
-    edit = _learned_edit(mode, preview, lock, model, strength)
+    edit = _learned_edit(mode, preview, lock, model, strength, fit_recipe=False)  # fitted once chosen
     scorer_info = getattr(module, "info", None)
     sign = -1.0 if scorer_info is not None and not scorer_info.higher_is_better else 1.0
 
@@ -425,13 +437,16 @@ def _enhance_learned(
         return float(module(out).reshape(-1)[0])
 
     with torch.no_grad():
+        if hasattr(module, "set_reference"):  # clipping judged relative to the start (as in gradient)
+            module.set_reference(render_tensor(preview, Recipe(final_params(partial_edit(edit, 0.0)))))
         before = float(module(preview).reshape(-1)[0])
     if verify:
-        threshold = OptimizeConfig().min_gain * score_span(module)
+        threshold = VERIFY_MIN_GAIN[mode] * score_span(module)
         edit, signed_after = verified_edit(edit, lambda e: sign * preview_score(e), threshold)
         after = sign * signed_after
     else:
         after = preview_score(edit)
+    edit = with_fitted_recipe(edit, preview)
     params = final_params(edit)
     info = {
         "scorer": _scorer_name(scorer, module),

@@ -11,7 +11,8 @@ identity is returned and the message says so), and ``strength`` blends the resul
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -217,6 +218,20 @@ def setup_run(
     sign = -1.0 if info is not None and not info.higher_is_better else 1.0
     names = tuple(dict.fromkeys(n for n in active if n not in locked))
     return RunSetup(preview, sign, score_span(scorer), locked, names)
+
+
+@contextmanager
+def reference_scope(scorer: torch.nn.Module) -> Iterator[torch.nn.Module]:
+    """Clear ``scorer``'s reference (see :func:`setup_run`) when the block ends, however it ends.
+
+    The engines hand the scorer the preview they optimise as its reference; a scorer shared by calls
+    (the API's cache, the webui's) must not judge the next image relative to this one.
+    """
+    try:
+        yield scorer
+    finally:
+        if hasattr(scorer, "set_reference"):
+            scorer.set_reference(None)
 
 
 def optimize(

@@ -273,3 +273,18 @@ def test_import_loads_no_webui_gradio_or_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_enhance_leaves_the_cached_scorer_without_a_reference() -> None:
+    """The API's scorers are cached and shared: an enhance must not leave its image as the reference
+    that the next call's scores are judged against (clipping relative to another photo)."""
+    from lib_enhancer.api import enhance, get_scorer, score
+
+    blown = synthetic_photo(48, 64, seed=3)
+    blown[:20] = 255  # a clipped sky: judged relative to itself while it is the reference
+    other = synthetic_photo(48, 64, seed=4)
+    fresh = score(other, "natural")
+    for mode in ("gradient", "best-first", "predict"):
+        enhance(blown, scorer="natural", mode=mode, steps=2, max_evals=4)
+        assert get_scorer("natural")._reference is None, mode
+        assert score(other, "natural") == fresh, mode

@@ -25,6 +25,11 @@ LEARNED_MODES = ("predict", "histogram")
 DEFAULT_TRANSFER = "mkl"  # the histogram mode's transport: "mkl" (linear, smooth) or "idt"
 FIT_STEPS = 60
 VERIFY_FRACTIONS = (0.0, 0.5, 1.0)  # of the way from the model's start point to its proposal
+# The gain (fraction of the scorer's range) a fraction above 0 must show over the start point to be
+# kept. Chosen on the VALIDATION photos with the built-in scorer (bench/results/quality.md, "How the
+# learned modes' verification was chosen"): the predictor's proposal wins ties (the scorer often
+# rates both 10/10, and the proposal then restores more), the histogram LUT must show a gain.
+VERIFY_MIN_GAIN = {"predict": 0.0, "histogram": 1e-4}
 
 
 @dataclass
@@ -68,9 +73,9 @@ def verified_edit(
     """The scorer's pick among ``edit`` at :data:`VERIFY_FRACTIONS` of the way from its start point.
 
     The model proposes, the scorer disposes: the start point (fraction 0, the model's prior) is kept
-    unless a larger fraction scores higher by ``threshold`` (the gradient mode's rule), so a photo
-    the model would over-correct keeps the measured default. ``score`` returns higher-is-better
-    numbers. Returns the chosen edit (``info["fraction"]`` set) and its score.
+    unless a larger fraction scores at least ``threshold`` higher (0: ties go to the proposal), so a
+    photo the model would over-correct keeps the measured default. ``score`` returns
+    higher-is-better numbers. Returns the chosen edit (``info["fraction"]`` set) and its score.
     """
     candidates = [partial_edit(edit, f) for f in VERIFY_FRACTIONS]
     scores = [float(score(c)) for c in candidates]
@@ -120,11 +125,19 @@ def histogram_edit(
     table = blend_lut(table, strength)
     start_lut = blend_lut(start_lut, strength)
     info: dict[str, Any] = {"model": str(model or "histogram_net (shipped)"), "transfer": transfer}
-    params: dict[str, float] = {}
-    if fit_recipe:
-        params, error = fit_recipe_to_lut(table, x)
-        info["recipe_fit_error"] = round(error, 5)
-    return LearnedEdit(params, table, info, dict(net.prior), start_lut)
+    edit = LearnedEdit({}, table, info, dict(net.prior), start_lut)
+    return with_fitted_recipe(edit, x) if fit_recipe else edit
+
+
+def with_fitted_recipe(edit: LearnedEdit, preview: Tensor) -> LearnedEdit:
+    """A LUT ``edit`` with the closest global recipe fitted to its LUT on ``preview``'s colours.
+
+    The fit (~0.4 s) is what makes a LUT edit editable; the API runs it only for the LUT it keeps.
+    """
+    if edit.lut is None:
+        return edit
+    params, error = fit_recipe_to_lut(edit.lut, preview.detach().float().cpu())
+    return replace(edit, params=params, info={**edit.info, "recipe_fit_error": round(error, 5)})
 
 
 def _after_prior(table: np.ndarray, prior: Mapping[str, float], tables: Any) -> np.ndarray:

@@ -115,12 +115,15 @@ class FidelityScorer(nn.Module):
         self._reference: Tensor | None = None
         self._resized: dict[tuple[int, int], Tensor] = {}
 
-    def set_reference(self, images: Tensor) -> None:
-        """Remember the untouched image ``(1 or B, 3, H, W)`` (detached)."""
+    def set_reference(self, images: Tensor | None) -> None:
+        """Remember the untouched image ``(1 or B, 3, H, W)`` (detached); ``None`` forgets it."""
+        self._resized = {}
+        if images is None:
+            self._reference = None
+            return
         if images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"reference must be (B, 3, H, W), got shape {tuple(images.shape)}")
         self._reference = images.detach()
-        self._resized = {}
 
     def _reference_for(self, images: Tensor) -> Tensor:
         if self._reference is None:
@@ -218,8 +221,8 @@ class EnsembleScorer(nn.Module):
         assert total is not None  # at least one positive weight, checked in __init__
         return total / sum(self.weights)
 
-    def set_reference(self, images: Tensor) -> None:
-        """Pass the untouched image to every member that takes one (the fidelity term)."""
+    def set_reference(self, images: Tensor | None) -> None:
+        """Pass the untouched image (``None``: clear) to every member that takes one (the fidelity term)."""
         for member in self.members:
             if hasattr(member, "set_reference"):
                 member.set_reference(images)
