@@ -88,9 +88,14 @@ def main() -> int:
     for mode in ("predict", "histogram"):
         propose = (lambda: predict_edit(preview)) if mode == "predict" else (lambda: histogram_edit(preview))
         t_model = best_of(args.repeat, propose)
-        t_mode = best_of(args.repeat, lambda mode=mode: enhance(rgb, mode=mode))
-        t_e2e = best_of(args.repeat, lambda mode=mode: encode(np.asarray(enhance(decode(), mode=mode).image)))
-        rows.append((mode, t_model, t_mode, t_e2e, t_e2e - t_codec))
+        for verify in (True, False):  # verified: what the scorer kept; unverified: the full proposal
+            kept = enhance(rgb, mode=mode, verify=verify).recipe.info.get("fraction", 1.0)
+            t_mode = best_of(args.repeat, lambda mode=mode, v=verify: enhance(rgb, mode=mode, verify=v))
+            t_e2e = best_of(
+                args.repeat,
+                lambda mode=mode, v=verify: encode(np.asarray(enhance(decode(), mode=mode, verify=v).image)),
+            )
+            rows.append((mode, verify, kept, t_model, t_mode, t_e2e, t_e2e - t_codec))
     h, w = rgb.shape[:2]
     lines = [
         "# Learned modes: 12 MP end to end",
@@ -100,18 +105,23 @@ def main() -> int:
         "",
         f"JPEG decode + encode of this image: **{t_codec:.3f} s**; numpy memcpy {t_memcpy * 1e3:.1f} ms.",
         "",
-        "| mode | model on the preview (s) | `enhance()` in memory (s) | decode + enhance + encode (s) | beyond decode/encode (s) | target ≤ 1 s |",
-        "| :--- | ---: | ---: | ---: | ---: | :---: |",
+        "| mode | verify | proposal kept | model on the preview (s) | `enhance()` in memory (s) "
+        "| decode + enhance + encode (s) | beyond decode/encode (s) | target ≤ 1 s |",
+        "| :--- | :--- | ---: | ---: | ---: | ---: | ---: | :---: |",
     ]
-    for mode, t_model, t_mode, t_e2e, extra in rows:
+    for mode, verify, kept, t_model, t_mode, t_e2e, extra in rows:
         lines.append(
-            f"| {mode} | {t_model:.3f} | {t_mode:.3f} | {t_e2e:.3f} | {extra:.3f} | {'✅' if extra <= 1.0 else '❌'} |"
+            f"| {mode} | {'yes' if verify else 'no'} | {kept:.0%} | {t_model:.3f} | {t_mode:.3f} | {t_e2e:.3f} "
+            f"| {extra:.3f} | {'✅' if extra <= 1.0 else '❌'} |"
         )
     lines += [
         "",
-        "`enhance()` includes the preview downscale, the model, the natural scorer's before/after on the "
-        "preview, and the full-resolution apply (one 3-D LUT through PIL's C `Color3DLUT`; for `histogram`, "
-        "also the recipe fitted to the LUT so the edit stays editable).",
+        "`enhance()` includes the preview downscale, the model, the natural scorer on the preview (with "
+        "`verify`, the default: the start point and the proposal at half and full strength, see "
+        "`VERIFY_MIN_GAIN`), and the full-resolution apply (per-channel curves or one 3-D LUT through "
+        "PIL's C code; for a kept `histogram` LUT, also the recipe fitted to it so the edit stays "
+        "editable). 'proposal kept' is the fraction the scorer kept on this photo (0 %: the start "
+        "point, auto contrast, which applies as per-channel curves).",
     ]
     text = "\n".join(lines) + "\n"
     print(text)

@@ -307,8 +307,9 @@ def enhance(
             model's proposal as it is.
 
     Returns:
-        A :class:`Result` whose ``image`` has the input's type; never worse than the input by the
-        scorer's judgement (else the original comes back with ``identity=True``).
+        A :class:`Result` whose ``image`` has the input's type; in the optimizing modes never
+        worse than the input by the scorer's judgement (else the original comes back with
+        ``identity=True``).
     """
     adapted = _adapt(image)
     module = get_scorer(scorer, device, **dict(scorer_options or {}))
@@ -418,6 +419,7 @@ def _enhance_learned(
     :func:`~lib_enhancer.learned.modes.verified_edit`), applied once at full resolution."""
     import time
 
+    from lib_enhancer.filters.pipeline import apply_filters, precompute
     from lib_enhancer.learned.modes import VERIFY_MIN_GAIN, partial_edit, verified_edit, with_fitted_recipe
     from lib_enhancer.lut import apply_lut_array, apply_lut_torch
 
@@ -429,16 +431,20 @@ def _enhance_learned(
     def final_params(e: Any) -> dict[str, float]:  # a LUT edit carries the strength in its LUT
         return e.params if e.lut is not None else blend(e.params, strength)
 
+    reused = precompute(preview, [*edit.params, *edit.start])  # the auto curves, read once
+
+    def on_preview(e: Any) -> torch.Tensor:
+        if e.lut is not None:
+            return apply_lut_torch(preview, e.lut)
+        return apply_filters(preview, {**Recipe(final_params(e)).params, **reused})
+
     @torch.no_grad()
     def preview_score(e: Any) -> float:
-        if e.lut is not None:
-            return float(module(apply_lut_torch(preview, e.lut)).reshape(-1)[0])
-        out = render_tensor(preview, Recipe(final_params(e)))
-        return float(module(out).reshape(-1)[0])
+        return float(module(on_preview(e)).reshape(-1)[0])
 
     with torch.no_grad():
         if hasattr(module, "set_reference"):  # clipping judged relative to the start (as in gradient)
-            module.set_reference(render_tensor(preview, Recipe(final_params(partial_edit(edit, 0.0)))))
+            module.set_reference(on_preview(partial_edit(edit, 0.0)))
         before = float(module(preview).reshape(-1)[0])
     if verify:
         threshold = VERIFY_MIN_GAIN[mode] * score_span(module)

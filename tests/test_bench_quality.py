@@ -190,3 +190,22 @@ def test_scorer_sanity_counts_cases_where_degraded_scores_higher(q):
     lines = q.scorer_sanity(rows)
     assert "2 of 3 cases (67 %)" in lines[1]
     assert q.scorer_sanity([row(1, None, None)]) == []
+
+
+def test_learned_verify_measures_and_leaves_the_shipped_min_gain(img):
+    spec = importlib.util.spec_from_file_location(
+        "bench_learned_verify_under_test", BENCH_FILE.with_name("learned_verify.py")
+    )
+    lv = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = lv
+    spec.loader.exec_module(lv)
+    cases = lv.Q.make_cases(1, 2, 0)
+    psnr_db, de, de_none, seconds = lv.measure(lambda im: im, [("synthetic", img)], cases)
+    assert de_none == 0.0 and de > 0.0 and psnr_db < lv.Q.PSNR_CAP and seconds >= 0.0  # identity
+    from lib_enhancer.learned.modes import VERIFY_MIN_GAIN
+
+    shipped = dict(VERIFY_MIN_GAIN)
+    runs = {(label, gain): run for label, gain, run in lv.variants()}
+    assert sum("(shipped)" in gain for _, gain in runs) == 2  # one shipped value per learned mode
+    out = runs[("histogram, verified", "0")](img)
+    assert out.shape == img.shape and shipped == VERIFY_MIN_GAIN  # the tried value is put back

@@ -26,10 +26,10 @@ DEFAULT_TRANSFER = "mkl"  # the histogram mode's transport: "mkl" (linear, smoot
 FIT_STEPS = 60
 VERIFY_FRACTIONS = (0.0, 0.5, 1.0)  # of the way from the model's start point to its proposal
 # The gain (fraction of the scorer's range) a fraction above 0 must show over the start point to be
-# kept. Chosen on the VALIDATION photos with the built-in scorer (bench/results/quality.md, "How the
-# learned modes' verification was chosen"): the predictor's proposal wins ties (the scorer often
-# rates both 10/10, and the proposal then restores more), the histogram LUT must show a gain.
-VERIFY_MIN_GAIN = {"predict": 0.0, "histogram": 1e-4}
+# kept. Chosen on the VALIDATION photos with the built-in scorer (bench/learned_verify.py, results in
+# bench/results/learned_verify.md): the predictor's proposal wins ties (the scorer often rates both
+# 10/10, and the proposal then restores more); the histogram LUT must show the gradient mode's gain.
+VERIFY_MIN_GAIN = {"predict": 0.0, "histogram": 1e-3}
 
 
 @dataclass

@@ -35,8 +35,8 @@ MODE_HELP = {
     "beam": "beam: a beam search over discrete edits (broader than best-first, slower).",
     MODE_HYBRID: "hybrid: a search finds the start point, gradients refine it.",
     "hybrid-reverse": "hybrid-reverse: gradients first, then a search refines the result.",
-    "predict": "predict: the learned recipe predictor, one pass (no scorer loop; fastest).",
-    "histogram": "histogram: the learned histogram network, applied as a colour LUT in one pass.",
+    "predict": "predict: the learned recipe predictor, one pass; the scorer picks how much to keep (fastest).",
+    "histogram": "histogram: the learned histogram network as a colour LUT, one pass; the scorer picks how much.",
 }
 
 DEFAULT_SCORER = "natural"

@@ -1,0 +1,151 @@
+#!/usr/bin/env python3
+"""How the learned modes' scorer check was chosen: restoration on the VALIDATION photos only.
+
+The learned modes propose one edit; with ``verify`` (the default) the built-in scorer picks among the
+model's start point and the proposal at half and full strength, keeping more than the start only for
+a gain of at least ``VERIFY_MIN_GAIN[mode]`` (a fraction of the scorer's range). This script measures
+that choice, and the alternatives, on the three photos that pick the training runs' best step
+(:data:`lib_enhancer.learned.photos.VALIDATION`), which are never trained on and are not the quality
+benchmark's held-out photos, so the benchmark's learned rows stay an unbiased test.
+
+Same degradations and metrics as ``bench/quality.py`` (1 MP, 6 degradations + ``none`` per photo).
+
+Run: .venv/bin/python bench/learned_verify.py [--per-photo 6] [--results bench/results/learned_verify.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+for path in (REPO, REPO / "bench"):
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
+
+import quality as Q  # noqa: E402
+
+RESULTS = REPO / "bench" / "results" / "learned_verify.md"
+MIN_GAINS = (0.0, 1e-5, 1e-4, 1e-3)  # fractions of the scorer's range tried for each mode
+
+
+def validation_photos() -> list[tuple[str, np.ndarray]]:
+    from lib_enhancer.learned import photos as P
+
+    sources = dict(P.builtin_photos())
+    missing = [n for n in P.VALIDATION if n not in sources]
+    if missing:
+        raise SystemExit(
+            f"validation photos missing: {', '.join(missing)} (see lib_enhancer/learned/photos.py)"
+        )
+    return [(n, P.resize_to_megapixels(sources[n](), 1.0)) for n in P.VALIDATION]
+
+
+def measure(
+    run: Callable[[np.ndarray], np.ndarray], photos: list[tuple[str, np.ndarray]], cases: list[Q.Case]
+) -> tuple[float, float, float, float]:
+    """(mean PSNR, mean ΔE00 on the degraded cases, mean ΔE00 on ``none``, mean seconds per image)."""
+    from lib_enhancer.metrics import mean_delta_e00, psnr
+
+    degraded_psnr, degraded_de, none_de, seconds = [], [], [], []
+    for case in cases:
+        reference = photos[case.photo][1]
+        image = Q.apply_degradation(reference, case.degradation)
+        start = time.perf_counter()
+        out = run(image)
+        seconds.append(time.perf_counter() - start)
+        if case.index == 0:
+            none_de.append(mean_delta_e00(out, reference))
+        else:
+            degraded_psnr.append(min(Q.PSNR_CAP, psnr(out, reference)))
+            degraded_de.append(mean_delta_e00(out, reference))
+    return (
+        float(np.mean(degraded_psnr)),
+        float(np.mean(degraded_de)),
+        float(np.mean(none_de)),
+        float(np.mean(seconds)),
+    )
+
+
+def variants() -> list[tuple[str, str, Callable[[np.ndarray], np.ndarray]]]:
+    """(label, min gain cell, run) for gradient, each learned mode unverified and at each min gain."""
+    from lib_enhancer.api import enhance
+    from lib_enhancer.learned.modes import VERIFY_MIN_GAIN
+
+    def run_with(mode: str, verify: bool, gain: float | None = None) -> Callable[[np.ndarray], np.ndarray]:
+        def run(image: np.ndarray) -> np.ndarray:
+            saved = dict(VERIFY_MIN_GAIN)
+            if gain is not None:
+                VERIFY_MIN_GAIN[mode] = gain
+            try:
+                return np.asarray(enhance(image, scorer="natural", seed=0, mode=mode, verify=verify).image)
+            finally:
+                VERIFY_MIN_GAIN.update(saved)
+
+        return run
+
+    out: list[tuple[str, str, Callable[[np.ndarray], np.ndarray]]] = [
+        ("gradient (`ours`)", "–", lambda im: np.asarray(enhance(im, scorer="natural", seed=0).image))
+    ]
+    for mode in ("predict", "histogram"):
+        out.append((f"{mode}, verify=False", "–", run_with(mode, False)))
+        for gain in MIN_GAINS:
+            chosen = " **(shipped)**" if gain == VERIFY_MIN_GAIN[mode] else ""
+            out.append((f"{mode}, verified", f"{gain:g}{chosen}", run_with(mode, True, gain)))
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--per-photo", type=int, default=6, help="degradations per photo (default 6)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--results", default=str(RESULTS), help="Markdown output ('' to skip)")
+    args = ap.parse_args()
+
+    import torch
+
+    photos = validation_photos()
+    cases = Q.make_cases(len(photos), args.per_photo, args.seed)
+    rows = []
+    for label, gain, run in variants():
+        run(photos[0][1][:64, :64].copy())  # load the models outside the timing
+        p, de, none, sec = measure(run, photos, cases)
+        rows.append([label, gain, f"{p:.2f}", f"{de:.2f}", f"{none:.2f}", f"{sec:.3f}"])
+        print(" | ".join(rows[-1]), flush=True)
+    n_degraded = sum(1 for c in cases if c.index)
+    text = "\n".join(
+        [
+            "# Learned modes: choosing the scorer check (validation photos)",
+            "",
+            f"_Generated by `bench/learned_verify.py`: {len(photos)} validation photos "
+            f"({', '.join(n for n, _ in photos)}) at 1 MP, {n_degraded} degraded cases + "
+            f"{len(photos)} undegraded (`none`), seed {args.seed}; {platform.machine()}, "
+            f"{torch.get_num_threads()} torch threads. Never trained on, and not the quality benchmark's "
+            "held-out photos._",
+            "",
+            "The scorer (built-in `natural`) picks among the model's start point and the proposal at "
+            "half and full strength; more than the start is kept only for a gain ≥ min gain × the "
+            "scorer's range. The shipped values are `VERIFY_MIN_GAIN` in `lib_enhancer/learned/modes.py`.",
+            "",
+            Q.markdown_table(
+                ["variant", "min gain", "PSNR dB ↑", "ΔE00 ↓", "ΔE00 on `none` ↓", "s / image"],
+                rows,
+                "llrrrr",
+            ),
+            "",
+        ]
+    )
+    print(text)
+    if args.results:
+        Path(args.results).write_text(text, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
