@@ -22,6 +22,7 @@ from lib_enhancer.optimize import (
     default_active,
     optimize,
     reference_scope,
+    score_sign,
     score_span,
 )
 from lib_enhancer.recipe import Recipe
@@ -303,8 +304,8 @@ def enhance(
         callback: called with each :class:`~lib_enhancer.optimize.Step`; return True to cancel.
         model: weights file for the learned modes (default: the shipped ones).
         verify: learned modes: let the scorer choose how much of the proposal to keep (the start
-            point unless more scores higher by the optimizer's ``min_gain``); ``False``: the
-            model's proposal as it is.
+            point unless more gains at least ``VERIFY_MIN_GAIN[mode]`` of the score range, see
+            :mod:`lib_enhancer.learned.modes`); ``False``: the model's proposal as it is.
 
     Returns:
         A :class:`Result` whose ``image`` has the input's type; in the optimizing modes never
@@ -413,7 +414,7 @@ def _enhance_learned(
     seed: int,
     lock: Mapping[str, float] | None,
     model: str | None,
-    verify: bool = True,
+    verify: bool,
 ) -> Result:
     """One forward pass of a learned model on the preview (optionally verified by the scorer, see
     :func:`~lib_enhancer.learned.modes.verified_edit`), applied once at full resolution."""
@@ -425,8 +426,7 @@ def _enhance_learned(
 
     start = time.perf_counter()
     edit = _learned_edit(mode, preview, lock, model, strength, fit_recipe=False)  # fitted once chosen
-    scorer_info = getattr(module, "info", None)
-    sign = -1.0 if scorer_info is not None and not scorer_info.higher_is_better else 1.0
+    sign = score_sign(module)
 
     def final_params(e: Any) -> dict[str, float]:  # a LUT edit carries the strength in its LUT
         return e.params if e.lut is not None else blend(e.params, strength)

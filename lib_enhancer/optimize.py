@@ -215,7 +215,7 @@ def setup_run(
     locked = validate_params(dict(lock))
     if hasattr(scorer, "set_reference"):
         scorer.set_reference(preview)
-    sign = -1.0 if info is not None and not info.higher_is_better else 1.0
+    sign = score_sign(scorer)
     names = tuple(dict.fromkeys(n for n in active if n not in locked))
     return RunSetup(preview, sign, score_span(scorer), locked, names)
 
@@ -381,6 +381,12 @@ def optimize(
     if found == start_point:
         message += f" (kept the start point {', '.join(sorted(start_point))}: no edit scored higher)"
     return OptimizeResult(found, score_before, score_after, history, False, message, evaluations)
+
+
+def score_sign(scorer: torch.nn.Module) -> float:
+    """``1`` for a higher-is-better scorer (or one without ``info``), ``-1`` for lower-is-better."""
+    info = getattr(scorer, "info", None)
+    return -1.0 if info is not None and not info.higher_is_better else 1.0
 
 
 def score_span(scorer: torch.nn.Module) -> float:
