@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
+from lib_enhancer.adam import Adam
 from lib_enhancer.filters.pipeline import apply_filters, precompute
 from lib_enhancer.params import (
     AUTO_NAMES,
@@ -305,7 +306,7 @@ def optimize(
         if cfg.restarts > 1:
             z0[1:] += cfg.init_spread * torch.randn(cfg.restarts - 1, len(names), generator=gen, dtype=dtype)
         z = torch.max(torch.min(z0, zhi), zlo).requires_grad_(True)
-        adam = torch.optim.Adam([z], lr=cfg.lr)
+        adam = Adam(z, lr=cfg.lr)
         batch = preview.expand(cfg.restarts, -1, -1, -1)
         haze = precompute(preview, names, locked)
         stale = 0
@@ -324,7 +325,7 @@ def optimize(
                     "score": float(scores[top].detach()) * sign,
                 }
             stale = 0 if gain > cfg.plateau_gain else stale + 1
-            adam.zero_grad(set_to_none=True)
+            adam.zero_grad()
             (-objective.sum()).backward()
             adam.step()
             with torch.no_grad():

@@ -20,7 +20,7 @@ Peak extra memory is a few strips of float32 plus the working copy, whatever the
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -37,8 +37,10 @@ from lib_enhancer.lut import (
     apply_lut_pil,
     apply_lut_torch,
     build_lut,
-    lut_max_error,
+    exact_colours,
+    max_level_error,
     probe_colours,
+    strip_rows,
 )
 from lib_enhancer.params import AUTO_NAMES, Stage
 from lib_enhancer.recipe import Recipe
@@ -50,6 +52,8 @@ STRIP_PIXELS = 1 << 21  # pixels per strip (~2 MP: 24 MB of float32 RGB)
 AFFINE_EPS = 1e-4  # regulariser of the affine fit, pulling the slope towards 1 in flat areas
 COARSE_LUT_SIZE = 33  # tried before the full-size LUT
 PIL_REDUCE_MIN = 4  # block size from which 8-bit block means use PIL's reduce (rounding is then negligible)
+QUICK_PROBES = 512  # colours tried first when telling whether a chain is separable
+KINK_BANDS = (1.0, 2.0, 3.0, 5.0, 8.0)  # levels either side of an auto stretch's clipping point tried
 
 
 def _max_value(dtype: np.dtype) -> float:
@@ -202,21 +206,19 @@ def separable_curves(
     reproduce it (rounded to 8 bits) within 1/255 on :func:`~lib_enhancer.lut.probe_colours` and
     ``sample`` (a few thousand of the image's own colours) — exposure, white balance, levels,
     brightness, tone curve, gamma and the per-channel creative filters are; contrast, saturation and
-    friends are not.
+    friends are not. A chain that mixes channels is usually told by the first few hundred colours.
     """
-    ramp = torch.arange(256, dtype=torch.float64) / 255.0
-    with torch.no_grad():
-        grey = apply_filters(ramp.expand(3, 256).reshape(3, 256, 1), dict(params), stages=stages)
-    curves = grey.reshape(3, 256).mul(255.0).round_().clamp_(0, 255).to(torch.uint8).numpy()
+    ramp = np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1)
+    curves = np.ascontiguousarray(exact_colours(ramp, params, stages).T)
     colours = probe_colours()
     if sample is not None and len(sample):
         colours = np.concatenate([colours, sample.reshape(-1, 3)])
-    exact = torch.from_numpy(colours.T.astype(np.float64) / 255.0).reshape(3, -1, 1)
-    with torch.no_grad():
-        direct = apply_filters(exact, dict(params), stages=stages).reshape(3, -1).T
-    direct8 = direct.mul(255.0).round_().numpy()
-    via = np.stack([curves[c][colours[:, c]] for c in range(3)], axis=1).astype(np.float64)
-    return curves if float(np.abs(via - direct8).max()) <= 1.0 else None
+    quick = colours[-QUICK_PROBES:]  # random colours (the image's own, or the probes' random tail)
+    for probe in (quick, colours):
+        via = np.stack([curves[c][probe[:, c]] for c in range(3)], axis=1)
+        if max_level_error(via, exact_colours(probe, params, stages)) > 1:
+            return None
+    return curves
 
 
 def apply_curves_pil(rgb8: np.ndarray, curves: np.ndarray) -> np.ndarray:
@@ -226,10 +228,48 @@ def apply_curves_pil(rgb8: np.ndarray, curves: np.ndarray) -> np.ndarray:
     return np.asarray(Image.fromarray(rgb8, "RGB").point(curves.reshape(-1).tolist()))
 
 
+def clip_crossings(params: Mapping[str, Any], stages: tuple[Stage, ...]) -> list[tuple[int, float]]:
+    """Where the photo-adaptive ``pre`` filters (auto contrast, auto levels: an affine stretch) carry
+    a channel across 0 or 1: ``(channel, position in 8-bit levels)`` pairs.
+
+    There the chain clips (e.g. the linear-light conversion clamps negative values): a kink that no
+    uniform lattice puts on a node, so a LUT's trilinear interpolation cannot follow it within 1/255
+    in the lattice cell around it. Empty when the chain has no such filter.
+    """
+    if "pre" not in stages or not any(float(params.get(n, 0.0)) for n in AUTO_NAMES):
+        return []
+    pre = {n: v for n, v in params.items() if n in AUTO_NAMES or n == AUTO_KEY}
+    ramp = torch.arange(256, dtype=torch.float64).div_(255.0).expand(3, 256).reshape(3, 256, 1)
+    with torch.no_grad():
+        values = apply_filters(ramp, pre, stages=("pre",), clamp=False).reshape(3, 256).numpy()
+    found = []
+    for bound in (0.0, 1.0):
+        side = values >= bound
+        for c, k in zip(*np.nonzero(side[:, 1:] != side[:, :-1]), strict=True):  # crossing in k..k+1
+            found.append((int(c), k + float((bound - values[c, k]) / (values[c, k + 1] - values[c, k]))))
+    return found
+
+
+def kink_levels(crossings: Sequence[tuple[int, float]], size: int, band: float) -> np.ndarray:
+    """``(3, 256)`` bool: per channel, the 8-bit levels within ``band`` levels of a crossing (see
+    :func:`clip_crossings`) and inside the cell of a ``size``³ lattice that holds it (the only cell
+    whose interpolation spans the kink)."""
+    levels = np.arange(256)
+    nodes = levels * (size - 1) / 255.0  # lattice coordinate of each level
+    flags = np.zeros((3, 256), dtype=bool)
+    for c, at in crossings:
+        cell = min(int(at * (size - 1) / 255.0), size - 2)
+        in_cell = (nodes >= cell) & (nodes <= cell + 1)
+        flags[c] |= in_cell & (np.abs(levels - at) <= band)
+    return flags
+
+
 class _ColourMap:
     """A per-pixel colour transform (the global stage, and the creative colour filters), applied by
     the fastest path that stays within 1/255 of the exact chain: per-channel curves when the chain is
-    separable (8-bit), else the 3-D LUT, else the exact filters (slower, never wrong)."""
+    separable (8-bit), else the 3-D LUT (8-bit: with the pixels in the cells of an auto stretch's
+    clipping point computed exactly, see :func:`kink_levels`), else the exact filters (slower, never
+    wrong)."""
 
     def __init__(
         self,
@@ -243,27 +283,55 @@ class _ColourMap:
         self.stages = stages
         self.curves = separable_curves(params, stages, sample) if eight_bit else None
         self.table: np.ndarray | None = None
+        self.kinks: np.ndarray | None = None  # (3, 256) uint8 flags of the levels computed exactly
         if self.curves is None:
             # 8-bit: the coarse lattice first (8x cheaper to build; applying costs the same), the
             # fine one if needed. A steep curve near black (strong gamma) or a step (posterize) can
             # defeat trilinear interpolation on any uniform lattice; then the exact chain is used.
             sizes = {min(COARSE_LUT_SIZE, lut_size), lut_size} if eight_bit else {lut_size}
+            colours = probe_colours() if sample is None else np.concatenate([probe_colours(), sample])
+            exact = exact_colours(colours, params, stages)
+            crossings = clip_crossings(params, stages) if eight_bit else []
             for size in sorted(sizes):
                 table = build_lut(params, size, stages)
-                if lut_max_error(table, params, sample, stages) <= 1.0 / 255.0 + 1e-9:
+                via = apply_lut_pil(colours.reshape(1, -1, 3), table).reshape(-1, 3)
+                if max_level_error(via, exact) <= 1:
                     self.table = table
+                    break
+                # an auto stretch's clipping point: the narrowest band of levels around it that,
+                # computed exactly, brings the rest within 1/255
+                for band in KINK_BANDS if crossings else ():
+                    flags = kink_levels(crossings, size, band)
+                    exactly = flags[0][colours[:, 0]] | flags[1][colours[:, 1]] | flags[2][colours[:, 2]]
+                    if max_level_error(np.where(exactly[:, None], exact, via), exact) <= 1:
+                        self.table, self.kinks = table, flags.astype(np.uint8)
+                        break
+                if self.table is not None:
                     break
 
     @property
     def kind(self) -> str:
         return "curves" if self.curves is not None else "lut" if self.table is not None else "exact"
 
+    def _lut_array(self, rgb8: np.ndarray) -> np.ndarray:
+        assert self.table is not None
+        out = apply_lut_pil(rgb8, self.table)
+        if self.kinks is None:
+            return out
+        flags = apply_curves_pil(rgb8, self.kinks)
+        where = np.flatnonzero((flags[..., 0] | flags[..., 1] | flags[..., 2]).reshape(-1))
+        if not where.size:
+            return out
+        out = out.copy()
+        out.reshape(-1, 3)[where] = exact_colours(rgb8.reshape(-1, 3)[where], self.params, self.stages)
+        return out
+
     def array(self, rgb8: np.ndarray) -> np.ndarray:
         """8-bit ``(h, w, 3)`` in, 8-bit out."""
         if self.curves is not None:
             return apply_curves_pil(rgb8, self.curves)
         if self.table is not None:
-            return apply_lut_pil(rgb8, self.table)
+            return self._lut_array(rgb8)
         return tensor_to_array(_exact(array_to_tensor(rgb8), self.params, self.stages), np.uint8)
 
     def tensor(self, x: Tensor, eight_bit: bool) -> Tensor:
@@ -381,9 +449,9 @@ def render(
         return tensor_to_array(out, rgb.dtype)
     plan = _Plan(rgb, recipe, work_side, lut_size)
     out = np.empty_like(rgb)
-    rows = max(1, STRIP_PIXELS // width)
-    bounds = [(y0, min(height, y0 + rows)) for y0 in range(0, height, rows)]
     workers = threads or min(4, os.cpu_count() or 1)
+    rows = strip_rows(height, width, workers, STRIP_PIXELS)
+    bounds = [(y0, min(height, y0 + rows)) for y0 in range(0, height, rows)]
 
     def run(span: tuple[int, int]) -> None:
         out[span[0] : span[1]] = _render_strip(rgb, plan, *span)

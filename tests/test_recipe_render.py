@@ -135,8 +135,9 @@ def test_torch_lut_matches_pil_lut():
 
 
 def test_steep_curve_falls_back_to_exact_filters():
-    steep = {"gamma": 2.5}
-    assert lut.lut_max_error(lut.build_lut(steep), steep) > 1 / 255  # trilinear can't follow x^0.4 near 0
+    steep = {"gamma": 2.5, "contrast": 0.3}  # mixes channels: no per-channel curves
+    assert lut.lut_max_error(lut.build_lut(steep), steep) > 1.5 / 255  # trilinear can't follow x^0.4 near 0
+    assert render._ColourMap(steep, ("global",), None, lut.DEFAULT_LUT_SIZE, True).kind == "exact"
     img = synthetic_photo(300, 2100)  # wider than the working size: the strip path is used
     rec = Recipe(steep)
     direct = render.tensor_to_array(apply_filters(render.array_to_tensor(img), steep), np.uint8).astype(int)
@@ -399,3 +400,38 @@ def test_auto_filters_render_at_full_resolution_through_the_colour_map():
     # with dehaze the whole pre stage (auto first, then dehaze) goes through the guided affine maps
     plan = render._Plan(img, Recipe({**AUTO, "dehaze": 0.3}), 512, 65)
     assert plan.pre_maps is not None and plan.colour is None
+
+
+def test_auto_stretch_clip_points_are_computed_exactly_and_the_rest_by_the_lut():
+    """Auto contrast on a flat photo moves its darkest value to 0, where the chain clips (the
+    linear-light conversion clamps negatives): no lattice size interpolates that kink within 1/255,
+    so the render used to compute the whole image exactly. Now only the pixels with a level in the
+    clipping point's lattice cell are computed exactly; the rest go through the LUT."""
+    from lib_enhancer.filters.pipeline import AUTO_KEY, auto_of
+
+    img = synthetic_photo(160, 1400)
+    img = (img.astype(np.float32) * 0.6 + 47).astype(np.uint8)  # levels 47..200: lifted blacks
+    params = {"auto_contrast": 1.0, "exposure": -0.1, "contrast": -0.09, "saturation": 0.05, "gamma": 0.95}
+    plan = render._Plan(img, Recipe(params), 512, 65)
+    colour = plan.colour
+    assert colour is not None and colour.kind == "lut" and colour.kinks is not None
+    # the levels computed exactly are a narrow band around the stretch's black point, in every channel
+    low = float(colour.params[AUTO_KEY][0][0, 0, 0]) * 255  # the black point, in levels
+    crossings = render.clip_crossings(colour.params, colour.stages)
+    assert sorted(c for c, _ in crossings if abs(_ - low) < 0.5) == [0, 1, 2], (low, crossings)
+    flagged = [np.flatnonzero(colour.kinks[c]) for c in range(3)]
+    assert all(0 < len(f) <= 2 * max(render.KINK_BANDS) + 1 for f in flagged), flagged
+    assert all(f.min() - 1 <= low <= f.max() + 1 for f in flagged), (low, flagged)
+    assert not render.kink_levels(crossings, 33, 1.0)[:, : int(low) - 2].any()
+    no_auto = {k: v for k, v in colour.params.items() if k != "auto_contrast"}
+    assert render.clip_crossings(no_auto, colour.stages) == []
+    # the patched LUT is within 1/255 of the exact chain on the full image, and so is the render
+    out = render.render(img, Recipe(params), work_side=512).astype(int)
+    exact = render.tensor_to_array(
+        apply_filters(render.array_to_tensor(img), {**params, AUTO_KEY: auto_of(render.downscale(img, 256))}),
+        np.uint8,
+    )
+    assert np.abs(out - exact.astype(int)).max() <= 1
+    # without the exact cells the LUT alone is off by more near the black point
+    unpatched = lut.apply_lut_pil(img, colour.table).astype(int)
+    assert np.abs(unpatched - exact.astype(int)).max() > 1

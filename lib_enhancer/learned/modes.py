@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lib_enhancer.adam import Adam
 from lib_enhancer.filters.pipeline import apply_filters, auto_of
 from lib_enhancer.learned.common import apply_prior, thumbnail
 from lib_enhancer.learned.histogram import load_histogram_net, soft_histogram, transfer_lut
@@ -149,7 +150,7 @@ def _after_prior(table: np.ndarray, prior: Mapping[str, float], tables: Any) -> 
 
 
 def fit_recipe_to_lut(
-    table: np.ndarray, image: Tensor, steps: int = FIT_STEPS, sample: int = 512
+    table: np.ndarray, image: Tensor, steps: int = FIT_STEPS, sample: int = 512, lr: float = 0.1
 ) -> tuple[dict[str, float], float]:
     """Global recipe parameters whose filter chain best matches ``table`` on ``image``'s colours.
 
@@ -164,7 +165,7 @@ def fit_recipe_to_lut(
         target = apply_lut_torch(src, table)
     squash = ParamSquash(PREDICTED)
     raw = torch.zeros(len(PREDICTED), requires_grad=True)
-    opt = torch.optim.Adam([raw], lr=0.1)
+    opt = Adam(raw, lr=lr)
     for _ in range(steps):
         values = squash(raw)
         out = apply_filters(src, dict(zip(PREDICTED, values, strict=False)), stages=("global",))
