@@ -960,3 +960,22 @@ def test_scorer_cache_rebuilds_when_the_model_file_changes(monkeypatch, tmp_path
     second = engine.get_scorer("taste:mine", "", host, "cpu")
     assert second is not first and len(built) == 2
     assert list(engine._SCORERS.values()) == [second]
+
+
+@pytest.mark.parametrize("verify", [True, False])
+def test_tab_verify_checkbox_reaches_the_learned_mode(verify, tmp_path):
+    """The tab's "let the scorer check" box is the API's ``verify``: off, the learned mode returns the
+    model's proposal as it is (no ``fraction`` chosen); on, the scorer's pick."""
+    from lib_enhancer.params import NEUTRAL, PARAM_NAMES
+    from lib_enhancer.webui import tab
+
+    manual = [NEUTRAL[n] for n in PARAM_NAMES]
+    request = tab._request(["natural", "", "predict", 5, 0.0, 1.0, 0, [], verify, *manual])
+    assert request.verify is verify and request.mode == "predict"
+    host = StandaloneHost(options.EnhancerSettings(models_dir=str(tmp_path)))
+    host.temp_dir = lambda: tmp_path / "tmp"
+    assert request.run_options(host).verify is verify
+    final = list(tab_logic.enhance_stream(pil(21, 64, 80), request, host, min_interval=0.0))[-1]
+    recipe = Recipe.from_json(final.recipe_json)
+    assert recipe.info["mode"] == "predict"
+    assert ("fraction" in recipe.info) is verify

@@ -27,7 +27,7 @@ def _request(values: Sequence[Any]) -> tab_logic.TabRequest:
     """TabRequest from the option controls' values (order of :func:`build_tab`'s ``options``)."""
     from lib_enhancer.params import PARAM_NAMES
 
-    scorer, text, mode, steps, budget, strength, seed, lock, *manual = values
+    scorer, text, mode, steps, budget, strength, seed, lock, verify, *manual = values
     seed = int(seed if seed is not None else 0)
     if seed < 0:
         seed = secrets.randbelow(2**31)
@@ -41,6 +41,7 @@ def _request(values: Sequence[Any]) -> tab_logic.TabRequest:
         seed=seed,
         lock=tuple(lock or ()),
         manual=dict(zip(PARAM_NAMES, manual, strict=True)),
+        verify=bool(verify),
     )
 
 
@@ -196,6 +197,11 @@ def build_tab(
                     label="Lock parameters (held at their fine-tune values)",
                     optional={"elem_id": "nie-lock"},
                 )
+                verify = gr.Checkbox(
+                    value=True,
+                    label="Learned modes: let the scorer check the model's proposal",
+                    elem_id="nie-verify",
+                )
             with gr.Column(scale=1, elem_id="nie-right"):
                 result = gr.Image(
                     value=shown.image, type="pil", label="Result", interactive=False, elem_id="nie-output"
@@ -263,7 +269,7 @@ def build_tab(
                     map_stats = gr.Markdown(elem_id="nie-map-stats")
 
         slider_list = [sliders[n] for n in PARAM_NAMES]
-        options = [scorer, text, mode, steps, budget, strength, seed, lock, *slider_list]
+        options = [scorer, text, mode, steps, budget, strength, seed, lock, verify, *slider_list]
         outputs = [result, status, recipe, files, compare, *slider_list]
 
         def run_single(image: Any, *values: Any) -> Iterator[tuple[Any, ...]]:

@@ -48,6 +48,7 @@ class TabRequest:
     seed: int = 0
     lock: Sequence[str] = ()
     manual: Mapping[str, float] = field(default_factory=dict)
+    verify: bool = True  # learned modes: the scorer picks how much of the model's proposal to keep
 
     def run_options(self, host: Host) -> engine.RunOptions:
         """Run options; locked parameters hold their fine-tune slider values."""
@@ -67,6 +68,7 @@ class TabRequest:
             strength=float(self.strength),
             seed=int(self.seed),
             lock=lock,
+            verify=bool(self.verify),
         )
 
 
