@@ -1,0 +1,44 @@
+"""bench/learned.py's 1 MP time split: the apply clock and the table (the bench itself runs by hand)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+
+BENCH_FILE = Path(__file__).resolve().parents[1] / "bench" / "learned.py"
+
+
+def _bench():
+    spec = importlib.util.spec_from_file_location("bench_learned_under_test", BENCH_FILE)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_apply_clock_times_the_full_resolution_apply_and_restores():
+    from lib_enhancer import api, lut
+    from lib_enhancer.api import enhance
+
+    bench = _bench()
+    before = (api.apply, lut.apply_lut_array)
+    img = (np.random.default_rng(0).random((40, 56, 3)) * 150 + 30).astype(np.uint8)
+    with bench.ApplyClock() as clock:
+        enhance(img, mode="predict", verify=False)  # the proposal is applied: a recipe
+        assert api.apply is not before[0]
+    assert (api.apply, lut.apply_lut_array) == before
+    assert clock.seconds > 0
+    with bench.ApplyClock() as idle:
+        pass
+    assert idle.seconds == 0
+
+
+def test_split_table_ratios_against_gradient():
+    bench = _bench()
+    rows = [("gradient", 1.0, 0.1), ("predict", 0.2, 0.1), ("histogram", 0.05, 0.01)]
+    table = bench.split_table(rows, 21, 7)
+    predict = next(line for line in table if line.startswith("| predict"))
+    assert "0.20 (1/5.0)" in predict and "0.11 (1/9.0)" in predict and "❌" in predict
+    histogram = next(line for line in table if line.startswith("| histogram"))
+    assert "0.05 (1/20.0)" in histogram and "✅" in histogram
