@@ -3,7 +3,9 @@
 * The **global** stage (per-pixel colour) becomes one colour map, applied strip by strip on two
   threads (PIL's C code releases the GIL): per-channel curves (PIL's ``point``, a table lookup) when
   the chain does not mix channels, else a 3-D LUT (PIL's ``Color3DLUT`` for 8-bit, a torch trilinear
-  lookup for 16-bit), else — where neither is within 1/255 of the exact chain — the exact filters.
+  lookup for 16-bit; for 8-bit, the pixels in a narrow band of levels around an auto stretch's
+  clipping point, a kink no lattice follows, are computed exactly), else — where neither is within
+  1/255 of the exact chain — the exact filters.
 * The **creative** stage comes last: its per-pixel colour filters fold into the same map when no
   local filter runs after the global stage (else into a second map), and the spatial ``vignette``
   is a gain applied strip by strip.
@@ -267,9 +269,9 @@ def kink_levels(crossings: Sequence[tuple[int, float]], size: int, band: float) 
 class _ColourMap:
     """A per-pixel colour transform (the global stage, and the creative colour filters), applied by
     the fastest path that stays within 1/255 of the exact chain: per-channel curves when the chain is
-    separable (8-bit), else the 3-D LUT (8-bit: with the pixels in the cells of an auto stretch's
-    clipping point computed exactly, see :func:`kink_levels`), else the exact filters (slower, never
-    wrong)."""
+    separable (8-bit), else the 3-D LUT (8-bit: with the pixels in the narrowest band of levels around
+    an auto stretch's clipping point that brings the rest within 1/255 computed exactly, see
+    :func:`kink_levels`), else the exact filters (slower, never wrong)."""
 
     def __init__(
         self,
