@@ -33,6 +33,8 @@ import quality as Q  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "learned_verify.md"
 MIN_GAINS = (0.0, 1e-5, 1e-4, 1e-3)  # fractions of the scorer's range tried for each mode
+# the fractions of the way to the proposal the scorer compares, tried for predict (shipped min gain)
+PREDICT_FRACTIONS = ((0.0, 0.5, 1.0), (0.0, 0.25, 0.5, 0.75, 1.0), (0.0, 0.5, 1.0, 1.5), (0.0, 1.0, 1.5, 2.0))
 
 
 def validation_photos() -> list[tuple[str, np.ndarray]]:
@@ -73,31 +75,58 @@ def measure(
     )
 
 
-def variants() -> list[tuple[str, str, Callable[[np.ndarray], np.ndarray]]]:
-    """(label, min gain cell, run) for gradient, each learned mode unverified and at each min gain."""
+def variants() -> list[tuple[str, str, str, Callable[[np.ndarray], np.ndarray]]]:
+    """(label, min gain cell, fractions cell, run) for gradient, each learned mode unverified and at
+    each min gain (the shipped fractions), and predict at each of :data:`PREDICT_FRACTIONS`."""
     from lib_enhancer.api import enhance
-    from lib_enhancer.learned.modes import VERIFY_MIN_GAIN
+    from lib_enhancer.learned.modes import VERIFY_FRACTIONS, VERIFY_MIN_GAIN
 
-    def run_with(mode: str, verify: bool, gain: float | None = None) -> Callable[[np.ndarray], np.ndarray]:
+    def run_with(
+        mode: str, verify: bool, gain: float | None = None, fractions: tuple[float, ...] | None = None
+    ) -> Callable[[np.ndarray], np.ndarray]:
         def run(image: np.ndarray) -> np.ndarray:
-            saved = dict(VERIFY_MIN_GAIN)
+            saved = dict(VERIFY_MIN_GAIN), dict(VERIFY_FRACTIONS)
             if gain is not None:
                 VERIFY_MIN_GAIN[mode] = gain
+            if fractions is not None:
+                VERIFY_FRACTIONS[mode] = fractions
             try:
                 return np.asarray(enhance(image, scorer="natural", seed=0, mode=mode, verify=verify).image)
             finally:
-                VERIFY_MIN_GAIN.update(saved)
+                VERIFY_MIN_GAIN.update(saved[0])
+                VERIFY_FRACTIONS.update(saved[1])
 
         return run
 
-    out: list[tuple[str, str, Callable[[np.ndarray], np.ndarray]]] = [
-        ("gradient (`ours`)", "–", lambda im: np.asarray(enhance(im, scorer="natural", seed=0).image))
+    def cell(fractions: tuple[float, ...], mode: str) -> str:
+        text = " / ".join(f"{f:g}" for f in fractions)
+        return f"{text} **(shipped)**" if fractions == VERIFY_FRACTIONS[mode] else text
+
+    out: list[tuple[str, str, str, Callable[[np.ndarray], np.ndarray]]] = [
+        ("gradient (`ours`)", "–", "–", lambda im: np.asarray(enhance(im, scorer="natural", seed=0).image))
     ]
     for mode in ("predict", "histogram"):
-        out.append((f"{mode}, verify=False", "–", run_with(mode, False)))
+        out.append((f"{mode}, verify=False", "–", "–", run_with(mode, False)))
         for gain in MIN_GAINS:
             chosen = " **(shipped)**" if gain == VERIFY_MIN_GAIN[mode] else ""
-            out.append((f"{mode}, verified", f"{gain:g}{chosen}", run_with(mode, True, gain)))
+            out.append(
+                (
+                    f"{mode}, verified",
+                    f"{gain:g}{chosen}",
+                    cell(VERIFY_FRACTIONS[mode], mode),
+                    run_with(mode, True, gain),
+                )
+            )
+    for fractions in PREDICT_FRACTIONS:
+        if fractions != VERIFY_FRACTIONS["predict"]:  # the shipped set is a row above
+            out.append(
+                (
+                    "predict, verified",
+                    f"{VERIFY_MIN_GAIN['predict']:g}",
+                    cell(fractions, "predict"),
+                    run_with("predict", True, fractions=fractions),
+                )
+            )
     return out
 
 
@@ -113,10 +142,10 @@ def main() -> int:
     photos = validation_photos()
     cases = Q.make_cases(len(photos), args.per_photo, args.seed)
     rows = []
-    for label, gain, run in variants():
+    for label, gain, fractions, run in variants():
         run(photos[0][1][:64, :64].copy())  # load the models outside the timing
         p, de, none, sec = measure(run, photos, cases)
-        rows.append([label, gain, f"{p:.2f}", f"{de:.2f}", f"{none:.2f}", f"{sec:.3f}"])
+        rows.append([label, gain, fractions, f"{p:.2f}", f"{de:.2f}", f"{none:.2f}", f"{sec:.3f}"])
         print(" | ".join(rows[-1]), flush=True)
     n_degraded = sum(1 for c in cases if c.index)
     text = "\n".join(
@@ -129,14 +158,16 @@ def main() -> int:
             f"{torch.get_num_threads()} torch threads. Never trained on, and not the quality benchmark's "
             "held-out photos._",
             "",
-            "The scorer (built-in `natural`) picks among the model's start point and the proposal at "
-            "half and full strength; more than the start is kept only for a gain ≥ min gain × the "
-            "scorer's range. The shipped values are `VERIFY_MIN_GAIN` in `lib_enhancer/learned/modes.py`.",
+            "The scorer (built-in `natural`) picks among the model's start point and the proposal "
+            "taken some fractions of the way (0 = the start point, 1 = the proposal, 1.5 = half as far "
+            "again); more than the start is kept only for a gain ≥ min gain × the scorer's range. The "
+            "shipped values are `VERIFY_MIN_GAIN` and `VERIFY_FRACTIONS` in "
+            "`lib_enhancer/learned/modes.py`.",
             "",
             Q.markdown_table(
-                ["variant", "min gain", "PSNR dB ↑", "ΔE00 ↓", "ΔE00 on `none` ↓", "s / image"],
+                ["variant", "min gain", "fractions", "PSNR dB ↑", "ΔE00 ↓", "ΔE00 on `none` ↓", "s / image"],
                 rows,
-                "llrrrr",
+                "lllrrrr",
             ),
             "",
         ]

@@ -278,7 +278,8 @@ def enhance(
             mode (``predict``: the recipe predictor; ``histogram``: the histogram network's LUT).
             Learned modes run no scorer loop: the model proposes one edit and, with ``verify``,
             the scorer picks among the model's start point (its prior, e.g. auto contrast) and
-            the proposal at half and full strength (three scored previews).
+            the proposal at half and full strength (``predict``: also 1.5 times as far, see
+            :data:`~lib_enhancer.learned.modes.VERIFY_FRACTIONS`).
         steps, time_budget: budgets in optimizer steps and seconds.
         max_evals: budget in scored images for the search modes (default ``steps × restarts``).
         strength: blend of the found edit towards neutral, in [0, 1].
@@ -421,7 +422,13 @@ def _enhance_learned(
     import time
 
     from lib_enhancer.filters.pipeline import apply_filters, precompute
-    from lib_enhancer.learned.modes import VERIFY_MIN_GAIN, partial_edit, verified_edit, with_fitted_recipe
+    from lib_enhancer.learned.modes import (
+        VERIFY_FRACTIONS,
+        VERIFY_MIN_GAIN,
+        partial_edit,
+        verified_edit,
+        with_fitted_recipe,
+    )
     from lib_enhancer.lut import apply_lut_array, apply_lut_torch
 
     start = time.perf_counter()
@@ -448,7 +455,9 @@ def _enhance_learned(
         before = float(module(preview).reshape(-1)[0])
     if verify:
         threshold = VERIFY_MIN_GAIN[mode] * score_span(module)
-        edit, signed_after = verified_edit(edit, lambda e: sign * preview_score(e), threshold)
+        edit, signed_after = verified_edit(
+            edit, lambda e: sign * preview_score(e), threshold, VERIFY_FRACTIONS[mode]
+        )
         after = sign * signed_after
     else:
         after = preview_score(edit)
@@ -472,9 +481,10 @@ def _enhance_learned(
     message = f"{mode}: one pass in {time.perf_counter() - start:.2f} s"
     if verify:
         fraction = edit.info["fraction"]
-        message += (
-            f"; the scorer kept {fraction:.0%} of the proposal"
-            if fraction
-            else "; the scorer kept the model's start point (nothing more scored higher)"
-        )
+        if not fraction:
+            message += "; the scorer kept the model's start point (nothing more scored higher)"
+        elif fraction > 1.0:
+            message += f"; the scorer took the proposal further ({fraction:.0%} of the way)"
+        else:
+            message += f"; the scorer kept {fraction:.0%} of the proposal"
     return Result(out_image, recipe, before, after, [], False, message, edit.lut)

@@ -202,10 +202,15 @@ def test_learned_verify_measures_and_leaves_the_shipped_min_gain(img):
     cases = lv.Q.make_cases(1, 2, 0)
     psnr_db, de, de_none, seconds = lv.measure(lambda im: im, [("synthetic", img)], cases)
     assert de_none == 0.0 and de > 0.0 and psnr_db < lv.Q.PSNR_CAP and seconds >= 0.0  # identity
-    from lib_enhancer.learned.modes import VERIFY_MIN_GAIN
+    from lib_enhancer.learned.modes import VERIFY_FRACTIONS, VERIFY_MIN_GAIN
 
-    shipped = dict(VERIFY_MIN_GAIN)
-    runs = {(label, gain): run for label, gain, run in lv.variants()}
-    assert sum("(shipped)" in gain for _, gain in runs) == 2  # one shipped value per learned mode
-    out = runs[("histogram, verified", "0")](img)
-    assert out.shape == img.shape and shipped == VERIFY_MIN_GAIN  # the tried value is put back
+    shipped = dict(VERIFY_MIN_GAIN), dict(VERIFY_FRACTIONS)
+    runs = {(label, gain, fractions): run for label, gain, fractions, run in lv.variants()}
+    assert sum("(shipped)" in gain for _, gain, _ in runs) == 2  # one shipped min gain per learned mode
+    tried = [f for label, _, f in runs if label == "predict, verified"]
+    assert len(tried) == len(lv.MIN_GAINS) + len(lv.PREDICT_FRACTIONS) - 1  # the shipped set once
+    assert sum("(shipped)" in f for f in set(tried)) == 1 and "0 / 0.25 / 0.5 / 0.75 / 1" in tried
+    out = runs[("histogram, verified", "0", "0 / 0.5 / 1 **(shipped)**")](img)
+    assert out.shape == img.shape and shipped == (VERIFY_MIN_GAIN, VERIFY_FRACTIONS)  # put back
+    wide = next(run for (label, _, f), run in runs.items() if f == "0 / 1 / 1.5 / 2")
+    assert wide(img).shape == img.shape and shipped == (VERIFY_MIN_GAIN, VERIFY_FRACTIONS)

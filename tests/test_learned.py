@@ -354,9 +354,17 @@ def test_partial_edit_moves_from_the_start_point_to_the_proposal() -> None:
     assert half.params["exposure"] == pytest.approx(0.5)
     assert half.params["auto_contrast"] == pytest.approx(0.5)
     assert half.info["fraction"] == 0.5 and "fraction" not in edit.info
+    further = partial_edit(edit, 1.5)  # beyond the proposal, each parameter inside its range
+    assert further.params["exposure"] == pytest.approx(1.5) and further.info["fraction"] == 1.5
+    assert further.params["saturation"] == pytest.approx(0.9)
+    assert partial_edit(edit, 2.0).params["exposure"] == 2.0
+    edge = LearnedEdit({"exposure": 0.9 * get_param("exposure").maximum}, None, {}, {})
+    assert partial_edit(edge, 2.0).params["exposure"] == get_param("exposure").maximum
     with pytest.raises(ValueError, match="fraction must be in"):
-        partial_edit(edit, 1.5)
+        partial_edit(edit, 2.5)
     lut_edit = _edit_with_lut()
+    with pytest.raises(ValueError, match=r"fraction must be in \[0, 1\]"):
+        partial_edit(lut_edit, 1.5)  # a LUT is blended, never extrapolated
     zero = partial_edit(lut_edit, 0.0)
     assert zero.lut is None and zero.params == {"auto_contrast": 1.0}  # the exact prior, no LUT
     mid = partial_edit(lut_edit, 0.5).lut
@@ -377,6 +385,21 @@ def test_verified_edit_keeps_the_start_unless_more_scores_higher() -> None:
     by_exposure[1.0] = 2.0
     chosen, _ = verified_edit(edit, score, threshold=0.05)
     assert chosen.info["fraction"] == 1.0 and chosen.params["exposure"] == 1.0
+    by_exposure[1.5] = 2.5  # offered a step beyond the proposal, the scorer can take it
+    chosen, value = verified_edit(edit, score, threshold=0.05, fractions=(0.0, 0.5, 1.0, 1.5))
+    assert chosen.info["fraction"] == 1.5 and value == 2.5 and chosen.params["exposure"] == 1.5
+    with pytest.raises(ValueError, match="start at 0"):
+        verified_edit(edit, score, threshold=0.0, fractions=(0.5, 1.0))
+
+
+def test_shipped_verify_fractions() -> None:
+    """Each learned mode compares its start point first; only a recipe is taken beyond the proposal."""
+    from lib_enhancer.learned.modes import LEARNED_MODES, MAX_FRACTION, VERIFY_FRACTIONS
+
+    assert set(VERIFY_FRACTIONS) == set(LEARNED_MODES)
+    for mode, fractions in VERIFY_FRACTIONS.items():
+        assert fractions[0] == 0.0 and list(fractions) == sorted(fractions) and 1.0 in fractions
+        assert max(fractions) <= (MAX_FRACTION if mode == "predict" else 1.0)
 
 
 def test_enhance_verify_follows_a_lower_is_better_scorer(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -394,7 +417,8 @@ def test_enhance_verify_follows_a_lower_is_better_scorer(monkeypatch: pytest.Mon
             return 1.0 - x.mean(dim=(1, 2, 3))
 
     kept = api.enhance(dull, mode="predict", scorer=Darkness())
-    assert kept.recipe.params["exposure"] == pytest.approx(1.0) and "kept 100%" in kept.message
+    # brighter is always better here: the scorer takes the predictor's proposal further (1.5x)
+    assert kept.recipe.params["exposure"] == pytest.approx(1.5) and "further (150%" in kept.message
     assert kept.score_after < kept.score_before
     brightness = Darkness()
     brightness.forward = lambda x: x.mean(dim=(1, 2, 3))  # now darker is better: keep the start
