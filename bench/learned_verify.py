@@ -160,7 +160,7 @@ def main() -> int:
             "",
             "The scorer (built-in `natural`) picks among the model's start point and the proposal "
             "taken some fractions of the way (0 = the start point, 1 = the proposal, 1.5 = half as far "
-            "again); more than the start is kept only for a gain ≥ min gain × the scorer's range. The "
+            "again, a recipe only); more than the start is kept only for a gain ≥ min gain × the scorer's range. The "
             "shipped values are `VERIFY_MIN_GAIN` and `VERIFY_FRACTIONS` in "
             "`lib_enhancer/learned/modes.py`.",
             "",

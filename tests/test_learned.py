@@ -13,8 +13,8 @@ import torch
 from PIL import Image
 
 from lib_enhancer.learned import histogram as H
+from lib_enhancer.learned import modes, synth
 from lib_enhancer.learned import photos as P
-from lib_enhancer.learned import synth
 from lib_enhancer.learned.common import read_model, save_model
 from lib_enhancer.learned.modes import LearnedEdit
 from lib_enhancer.learned.predictor import PREDICTED, RecipePredictor, load_predictor
@@ -400,6 +400,7 @@ def test_shipped_verify_fractions() -> None:
     for mode, fractions in VERIFY_FRACTIONS.items():
         assert fractions[0] == 0.0 and list(fractions) == sorted(fractions) and 1.0 in fractions
         assert max(fractions) <= (MAX_FRACTION if mode == "predict" else 1.0)
+    assert VERIFY_FRACTIONS["predict"] == (0.0, 0.5, 1.0)  # the 1.5 step lost on the held-out photos
 
 
 def test_enhance_verify_follows_a_lower_is_better_scorer(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -417,8 +418,10 @@ def test_enhance_verify_follows_a_lower_is_better_scorer(monkeypatch: pytest.Mon
             return 1.0 - x.mean(dim=(1, 2, 3))
 
     kept = api.enhance(dull, mode="predict", scorer=Darkness())
-    # brighter is always better here: the scorer takes the predictor's proposal further (1.5x)
-    assert kept.recipe.params["exposure"] == pytest.approx(1.5) and "further (150%" in kept.message
+    assert kept.recipe.params["exposure"] == pytest.approx(1.0) and "kept 100%" in kept.message
+    monkeypatch.setitem(modes.VERIFY_FRACTIONS, "predict", (0.0, 0.5, 1.0, 1.5))  # offered a step beyond
+    further = api.enhance(dull, mode="predict", scorer=Darkness())
+    assert further.recipe.params["exposure"] == pytest.approx(1.5) and "further (150%" in further.message
     assert kept.score_after < kept.score_before
     brightness = Darkness()
     brightness.forward = lambda x: x.mean(dim=(1, 2, 3))  # now darker is better: keep the start
