@@ -110,6 +110,15 @@ def probe_colours(count: int = 4096, seed: int = 0) -> np.ndarray:
     return np.concatenate(rows)
 
 
+def check_colours(extra: np.ndarray | None = None) -> np.ndarray:
+    """The colours a LUT or curves are checked on: :func:`probe_colours`, then ``extra`` (``(N, 3)``
+    8-bit, e.g. a sample of the image's own pixels) when given."""
+    colours = probe_colours()
+    if extra is None or not len(extra):
+        return colours
+    return np.concatenate([colours, extra.reshape(-1, 3).astype(np.uint8)])
+
+
 def lut_max_error(
     table: np.ndarray,
     global_params: Mapping[str, float],
@@ -121,9 +130,7 @@ def lut_max_error(
     Measured on :func:`probe_colours` plus ``extra_colours`` (``(N, 3)`` uint8, e.g. a sample of the
     image's own pixels).
     """
-    colours = probe_colours()
-    if extra_colours is not None and len(extra_colours):
-        colours = np.concatenate([colours, extra_colours.reshape(-1, 3).astype(np.uint8)])
+    colours = check_colours(extra_colours)
     via_lut = apply_lut_pil(colours.reshape(1, -1, 3), table)
     return max_level_error(via_lut.reshape(-1, 3), exact_colours(colours, global_params, stages)) / 255.0
 

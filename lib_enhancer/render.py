@@ -39,9 +39,9 @@ from lib_enhancer.lut import (
     apply_lut_pil,
     apply_lut_torch,
     build_lut,
+    check_colours,
     exact_colours,
     max_level_error,
-    probe_colours,
     strip_rows,
 )
 from lib_enhancer.params import AUTO_NAMES, Stage
@@ -212,11 +212,9 @@ def separable_curves(
     """
     ramp = np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1)
     curves = np.ascontiguousarray(exact_colours(ramp, params, stages).T)
-    colours = probe_colours()
-    if sample is not None and len(sample):
-        colours = np.concatenate([colours, sample.reshape(-1, 3)])
-    quick = colours[-QUICK_PROBES:]  # random colours (the image's own, or the probes' random tail)
-    for probe in (quick, colours):
+    colours = check_colours(sample)
+    # random colours first (the image's own, or the probes' random tail), then the rest
+    for probe in (colours[-QUICK_PROBES:], colours[:-QUICK_PROBES]):
         via = np.stack([curves[c][probe[:, c]] for c in range(3)], axis=1)
         if max_level_error(via, exact_colours(probe, params, stages)) > 1:
             return None
@@ -291,7 +289,7 @@ class _ColourMap:
             # fine one if needed. A steep curve near black (strong gamma) or a step (posterize) can
             # defeat trilinear interpolation on any uniform lattice; then the exact chain is used.
             sizes = {min(COARSE_LUT_SIZE, lut_size), lut_size} if eight_bit else {lut_size}
-            colours = probe_colours() if sample is None else np.concatenate([probe_colours(), sample])
+            colours = check_colours(sample)
             exact = exact_colours(colours, params, stages)
             crossings = clip_crossings(params, stages) if eight_bit else []
             for size in sorted(sizes):
