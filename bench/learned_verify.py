@@ -172,9 +172,7 @@ def main() -> int:
             "",
         ]
     )
-    print(text)
-    if args.results:
-        Path(args.results).write_text(text, encoding="utf-8")
+    Q.publish(text, args.results)
     return 0
 
 

@@ -825,6 +825,13 @@ def _fmt(x: float, spec: str) -> str:
     return format(x, spec)
 
 
+def publish(text: str, path: str | os.PathLike[str] | None) -> None:
+    """Print a bench's Markdown report and write it to ``path`` (nothing written when empty)."""
+    print(text)
+    if path:
+        Path(path).write_text(text, encoding="utf-8")
+
+
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]], align: str | None = None) -> str:
     align = align or ("l" + "r" * (len(headers) - 1))
     sep = ["---:" if a == "r" else ":---" for a in align]

@@ -1,8 +1,8 @@
 """Adam on one tensor, without ``torch.optim``.
 
 The first ``torch.optim`` optimizer a process builds imports ``torch._dynamo`` (1.7 s on this
-machine's torch 2.x): more than a whole enhancement of a 1 MP photo. The optimizer and the learned
-modes' recipe fit each move one small tensor, so they use this: the same update as
+machine's torch 2.x): more than a whole enhancement of a 1 MP photo. The optimizer moves one small
+tensor, so it uses this (as does ``bench/recipe_fit.py``'s baseline): the same update as
 ``torch.optim.Adam``'s single-tensor path (tested against it), nothing imported.
 """
 

@@ -42,3 +42,24 @@ def test_split_table_ratios_against_gradient():
     assert "0.20 (1/5.0)" in predict and "0.11 (1/9.0)" in predict and "❌" in predict
     histogram = next(line for line in table if line.startswith("| histogram"))
     assert "0.05 (1/20.0)" in histogram and "✅" in histogram
+
+
+def test_recipe_fit_bench_compares_the_shipped_fit_with_adam():
+    """bench/recipe_fit.py's baseline fit runs on the same inputs, and the shipped Levenberg–Marquardt
+    fit is closer to a LUT than it (on a LUT made from a known recipe)."""
+    import torch
+
+    from lib_enhancer.learned.modes import fit_recipe_to_lut
+    from lib_enhancer.lut import build_lut
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_recipe_fit_under_test", BENCH_FILE.with_name("recipe_fit.py")
+    )
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    table = build_lut({"exposure": -0.4, "contrast": 0.3, "tint": 0.1, "vibrance": 0.3}, 17)
+    image = torch.rand(1, 3, 24, 24, generator=torch.Generator().manual_seed(1))
+    adam_params, adam_error = bench.adam_fit(table, image, steps=20)
+    _, lm_error = fit_recipe_to_lut(table, image)
+    assert set(adam_params) == set(fit_recipe_to_lut(table, image, iterations=0)[0])
+    assert 0 < lm_error < adam_error, (lm_error, adam_error)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -296,6 +297,44 @@ def test_enhance_learned_modes(mode: str) -> None:
     assert np.abs(half.image.astype(int) - dull.astype(int)).max() <= 1  # strength 0: unchanged
 
 
+def test_histogram_recipe_starts_from_the_prior_and_renders_the_edit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The histogram mode's editable recipe is its start point (auto contrast) plus fitted global
+    parameters: re-applied like any recipe it gives the LUT's image as closely as its reported fit
+    error says, closer than fitting the whole LUT with global parameters alone; a fit left far off
+    is retried that way and the closer recipe kept."""
+    from lib_enhancer.api import apply, enhance
+    from lib_enhancer.learned.modes import fit_recipe_to_lut, with_fitted_recipe
+    from lib_enhancer.render import array_to_tensor
+
+    cast = (smooth_photo(7, 60, 80).astype(np.float64) * [0.5, 0.45, 0.35] + [60, 50, 40]).astype(np.uint8)
+    result = enhance(cast, mode="histogram", verify=False)
+    assert result.lut is not None and result.recipe.params["auto_contrast"] == 1.0
+    wanted = np.asarray(result.image, dtype=np.float64)
+
+    def rendered_error(params: dict[str, float]) -> float:
+        return float(np.abs(np.asarray(apply(params, cast), dtype=np.float64) - wanted).mean())
+
+    error = rendered_error(result.recipe.params)
+    assert abs(error - 255 * result.recipe.info["recipe_fit_error"]) < 1.0
+    global_only, _ = fit_recipe_to_lut(result.lut, array_to_tensor(cast))
+    assert "auto_contrast" not in global_only
+    assert error < 0.7 * rendered_error(global_only)
+
+    preview = array_to_tensor(cast)
+    edit = modes.histogram_edit(preview, fit_recipe=False)
+    start_fit = with_fitted_recipe(edit, preview)
+    monkeypatch.setattr(modes, "FIT_FALLBACK_ERROR", 0.0)  # every fit is retried on the whole LUT
+    retried = with_fitted_recipe(edit, preview)
+    _, whole_error = fit_recipe_to_lut(edit.lut, preview)
+    best = min(start_fit.info["recipe_fit_error"], round(whole_error, 5))
+    assert retried.info["recipe_fit_error"] == best
+    assert ("auto_contrast" in retried.params) == (best == start_fit.info["recipe_fit_error"])
+    no_start = with_fitted_recipe(replace(edit, start={}), preview)  # no prior: the whole LUT
+    assert (
+        no_start.info["recipe_fit_error"] == round(whole_error, 5) and "auto_contrast" not in no_start.params
+    )
+
+
 def test_learned_warm_start_for_the_optimizer() -> None:
     from lib_enhancer.api import enhance
 
@@ -433,8 +472,8 @@ def test_enhance_verify_follows_a_lower_is_better_scorer(monkeypatch: pytest.Mon
 
 def test_recipe_fitted_to_a_lut_reproduces_it() -> None:
     """The histogram mode's editable recipe: fitted to a LUT made from a known recipe, it gives the
-    same colours (mean error under 3 levels on random colours, as reported) and stays inside the
-    parameter ranges."""
+    same colours (mean error under 1 level on random colours, as reported) and stays inside the
+    parameter ranges; an identity LUT gives the neutral recipe."""
     from lib_enhancer.filters.pipeline import apply_filters
     from lib_enhancer.learned.modes import FIT_NAMES, fit_recipe_to_lut
     from lib_enhancer.lut import apply_lut_torch, build_lut
@@ -451,8 +490,11 @@ def test_recipe_fitted_to_a_lut_reproduces_it() -> None:
         fitted = apply_filters(image, params, stages=("global",))
         wanted = apply_lut_torch(image, table)
     measured = float((fitted - wanted).abs().mean())
-    assert measured * 255 < 3.0, measured * 255
-    assert abs(error - measured) * 255 < 1.0  # the reported error is the real one
+    assert measured * 255 < 1.0, measured * 255
+    assert abs(error - measured) * 255 < 0.5  # the reported error is the real one
     # far closer than doing nothing, and the parameters moved towards the known recipe
     assert float((image - wanted).abs().mean()) > 5 * measured
-    assert params["exposure"] > 0.1 and params["saturation"] > 0.05
+    assert params["exposure"] > 0.1 and params["saturation"] > 0.2 and params["temperature"] < -0.1
+    neutral, identity_error = fit_recipe_to_lut(build_lut({}, 17), image)
+    assert identity_error * 255 < 0.1
+    assert all(abs(v - get_param(n).neutral) < 0.02 for n, v in neutral.items()), neutral

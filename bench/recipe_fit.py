@@ -1,0 +1,183 @@
+#!/usr/bin/env python3
+"""How the histogram mode's editable recipe is fitted: error and time of the fit to the LUT.
+
+The histogram mode's edit is a LUT; :func:`lib_enhancer.learned.modes.with_fitted_recipe` fits the
+closest recipe to it on the preview's colours (what the infotext, the warm start of other modes and
+the user's further edits see): the model's start point (auto contrast, read from the photo) and
+global parameters after it, by Levenberg–Marquardt. This script compares that at several iteration
+counts with the fits used before — the global parameters alone, from the photo's own colours, by
+first-order Adam (60 steps at lr 0.1) or by the same Levenberg–Marquardt — on synthetic
+degradations of TRAINING photos (never the held-out or validation ones), with the shipped histogram
+model's LUT for each. Besides the fit's own error (on the 512 colours it saw) it measures what a
+user gets: the recipe rendered at full resolution (``lib_enhancer.apply``) against the LUT.
+
+Run: .venv/bin/python bench/recipe_fit.py [--photos 8] [--per-photo 3] [--results bench/results/recipe_fit.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+for path in (REPO, REPO / "bench"):
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
+
+import quality as Q  # noqa: E402
+
+RESULTS = REPO / "bench" / "results" / "recipe_fit.md"
+LM_ITERATIONS = (2, 4, 8, 12, 16)
+ADAM_STEPS = 60
+
+
+def adam_fit(table: np.ndarray, image, steps: int = ADAM_STEPS) -> tuple[dict[str, float], float]:
+    """The previous fit, for comparison: Adam on the squashed parameters, mean absolute error."""
+    import torch
+
+    from lib_enhancer.adam import Adam
+    from lib_enhancer.filters.pipeline import apply_filters
+    from lib_enhancer.learned.modes import FIT_NAMES
+    from lib_enhancer.learned.predictor import ParamSquash
+    from lib_enhancer.lut import apply_lut_torch
+
+    colours = image.reshape(3, -1)
+    gen = torch.Generator().manual_seed(0)
+    if colours.shape[1] > 512:
+        colours = colours[:, torch.randperm(colours.shape[1], generator=gen)[:512]]
+    src = colours.float().reshape(1, 3, -1, 1)
+    with torch.no_grad():
+        target = apply_lut_torch(src, table)
+    squash = ParamSquash(FIT_NAMES)
+    raw = torch.zeros(len(FIT_NAMES), requires_grad=True)
+    opt = Adam(raw, lr=0.1)
+    for _ in range(steps):
+        out = apply_filters(src, dict(zip(FIT_NAMES, squash(raw), strict=True)), stages=("global",))
+        loss = (out - target).abs().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        values = squash(raw)
+        out = apply_filters(src, dict(zip(FIT_NAMES, values, strict=True)), stages=("global",))
+    return dict(zip(FIT_NAMES, map(float, values), strict=True)), float((out - target).abs().mean())
+
+
+def training_cases(n_photos: int, per_photo: int, seed: int) -> list[tuple[str, np.ndarray, object]]:
+    """``(label, 1 MP image, histogram edit of its preview)`` for degraded training photos."""
+    from lib_enhancer.learned import photos as P
+    from lib_enhancer.learned.modes import histogram_edit
+    from lib_enhancer.render import downscale
+
+    unseen = (*P.HELD_OUT, *P.VALIDATION)
+    sources = P.select(P.builtin_photos(), exclude=unseen)[:n_photos]
+    if not sources:
+        raise SystemExit("no training photos available (apt-get install mate-backgrounds)")
+    cases = [c for c in Q.make_cases(len(sources), per_photo, seed) if c.index]
+    out = []
+    for case in cases:
+        name, load = sources[case.photo]
+        image = Q.apply_degradation(P.resize_to_megapixels(load(), 1.0), case.degradation)
+        edit = histogram_edit(downscale(image, 256), fit_recipe=False)
+        out.append((f"{name} {case.degradation.kind}", image, edit))
+    return out
+
+
+Fit = Callable[[object, object], tuple[dict[str, float], float]]  # (edit, preview) -> (recipe, error)
+
+
+def measure(fit: Fit, cases: list) -> tuple[float, float, float, float]:
+    """(mean fit error, worst fit error, mean rendered error — all in 8-bit levels —, mean ms per fit)."""
+    from lib_enhancer.api import apply
+    from lib_enhancer.lut import apply_lut_array
+    from lib_enhancer.render import downscale
+
+    errors, rendered, seconds = [], [], []
+    for _, image, edit in cases:
+        preview = downscale(image, 256)
+        start = time.perf_counter()
+        recipe, error = fit(edit, preview)
+        seconds.append(time.perf_counter() - start)
+        errors.append(error * 255.0)
+        wanted = apply_lut_array(image, edit.lut).astype(np.float32)
+        rendered.append(float(np.abs(np.asarray(apply(recipe, image), np.float32) - wanted).mean()))
+    return (
+        float(np.mean(errors)),
+        float(np.max(errors)),
+        float(np.mean(rendered)),
+        1000 * float(np.mean(seconds)),
+    )
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--photos", type=int, default=8, help="training photos (default 8)")
+    ap.add_argument("--per-photo", type=int, default=3, help="degradations per photo (default 3)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--results", default=str(RESULTS), help="Markdown output ('' to skip)")
+    args = ap.parse_args()
+
+    import torch
+
+    from lib_enhancer.learned.modes import FIT_ITERATIONS, fit_recipe_to_lut, with_fitted_recipe
+    from lib_enhancer.render import downscale
+
+    def shipped(n: int) -> Fit:
+        def fit(edit, preview):
+            fitted = with_fitted_recipe(edit, preview, n)
+            return fitted.params, fitted.info["recipe_fit_error"]
+
+        return fit
+
+    cases = training_cases(args.photos, args.per_photo, args.seed)
+    variants: list[tuple[str, str, Fit]] = [
+        ("global only, from the photo", f"Adam, {ADAM_STEPS} steps", lambda e, p: adam_fit(e.lut, p)),
+        (
+            "global only, from the photo",
+            f"Levenberg–Marquardt, {FIT_ITERATIONS} iterations",
+            lambda e, p: fit_recipe_to_lut(e.lut, p),
+        ),
+    ]
+    for n in LM_ITERATIONS:
+        label = f"Levenberg–Marquardt, {n} iterations" + (" **(shipped)**" if n == FIT_ITERATIONS else "")
+        variants.append(("start point + global", label, shipped(n)))
+    rows = []
+    for recipe, label, fit in variants:
+        fit(cases[0][2], downscale(cases[0][1], 256))  # warm up outside the timing
+        mean, worst, rendered, ms = measure(fit, cases)
+        rows.append([recipe, label, f"{mean:.2f}", f"{worst:.2f}", f"{rendered:.2f}", f"{ms:.0f}"])
+        print(" | ".join(rows[-1]), flush=True)
+    headers = ["recipe", "fit", "fit error ↓", "worst case", "rendered error ↓", "ms / fit"]
+    table = Q.markdown_table(headers, rows, "llrrrr")
+    text = "\n".join(
+        [
+            "# Histogram mode: fitting the editable recipe to the LUT",
+            "",
+            f"_Generated by `bench/recipe_fit.py`: {len(cases)} degraded cases of {args.photos} training "
+            f"photos (1 MP, 256 px preview, the shipped histogram model's LUT), seed {args.seed}; "
+            f"{platform.machine()}, {torch.get_num_threads()} torch threads._",
+            "",
+            "Fit error: mean absolute difference between the fitted recipe and the LUT on the 512 "
+            "preview colours the fit saw; rendered: the recipe applied to the 1 MP image "
+            "(`lib_enhancer.apply`) against the LUT applied to it, mean over pixels and channels; "
+            "both in 8-bit levels. 'start point + global' is the model's prior (auto contrast) and "
+            "the fitted global parameters after it; 'global only' fits the whole LUT with global "
+            "parameters (the fits before). The shipped count is `FIT_ITERATIONS` in "
+            "`lib_enhancer/learned/modes.py`.",
+            "",
+            table,
+            "",
+        ]
+    )
+    Q.publish(text, args.results)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
