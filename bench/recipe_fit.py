@@ -34,6 +34,7 @@ import quality as Q  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "recipe_fit.md"
 LM_ITERATIONS = (2, 4, 8, 12, 16)
+RIDGES = (0.0, 0.01, 0.1)  # tried besides the shipped FIT_RIDGE at the shipped iterations
 ADAM_STEPS = 60
 
 
@@ -92,25 +93,40 @@ def training_cases(n_photos: int, per_photo: int, seed: int) -> list[tuple[str, 
 Fit = Callable[[object, object], tuple[dict[str, float], float]]  # (edit, preview) -> (recipe, error)
 
 
-def measure(fit: Fit, cases: list) -> tuple[float, float, float, float]:
-    """(mean fit error, worst fit error, mean rendered error — all in 8-bit levels —, mean ms per fit)."""
+def movement(recipe: dict[str, float]) -> float:
+    """How far a recipe's global parameters moved: the sum of |value| as fractions of their ranges."""
+    import torch
+
+    from lib_enhancer.learned.modes import FIT_NAMES
+    from lib_enhancer.learned.predictor import ParamSquash
+    from lib_enhancer.params import get_param
+
+    values = torch.tensor([recipe.get(n, get_param(n).neutral) for n in FIT_NAMES])
+    return float(ParamSquash(FIT_NAMES).normalised(values).abs().sum())
+
+
+def measure(fit: Fit, cases: list) -> tuple[float, float, float, float, float]:
+    """(mean fit error, worst fit error, mean rendered error — all in 8-bit levels —, mean
+    parameter movement, mean ms per fit)."""
     from lib_enhancer.api import apply
     from lib_enhancer.lut import apply_lut_array
     from lib_enhancer.render import downscale
 
-    errors, rendered, seconds = [], [], []
+    errors, rendered, moved, seconds = [], [], [], []
     for _, image, edit in cases:
         preview = downscale(image, 256)
         start = time.perf_counter()
         recipe, error = fit(edit, preview)
         seconds.append(time.perf_counter() - start)
         errors.append(error * 255.0)
+        moved.append(movement(recipe))
         wanted = apply_lut_array(image, edit.lut).astype(np.float32)
         rendered.append(float(np.abs(np.asarray(apply(recipe, image), np.float32) - wanted).mean()))
     return (
         float(np.mean(errors)),
         float(np.max(errors)),
         float(np.mean(rendered)),
+        float(np.mean(moved)),
         1000 * float(np.mean(seconds)),
     )
 
@@ -125,36 +141,52 @@ def main() -> int:
 
     import torch
 
-    from lib_enhancer.learned.modes import FIT_ITERATIONS, fit_recipe_to_lut, with_fitted_recipe
+    from lib_enhancer.learned.modes import FIT_ITERATIONS, FIT_RIDGE, fit_recipe_to_lut, with_fitted_recipe
     from lib_enhancer.render import downscale
 
-    def shipped(n: int) -> Fit:
+    def shipped(n: int, ridge: float) -> Fit:
         def fit(edit, preview):
-            fitted = with_fitted_recipe(edit, preview, n)
+            fitted = with_fitted_recipe(edit, preview, n, ridge)
             return fitted.params, fitted.info["recipe_fit_error"]
 
         return fit
 
+    def lm(n: int) -> str:
+        return f"Levenberg–Marquardt, {n} iterations"
+
     cases = training_cases(args.photos, args.per_photo, args.seed)
-    variants: list[tuple[str, str, Fit]] = [
-        ("global only, from the photo", f"Adam, {ADAM_STEPS} steps", lambda e, p: adam_fit(e.lut, p)),
+    variants: list[tuple[str, str, float, Fit]] = [
+        ("global only, from the photo", f"Adam, {ADAM_STEPS} steps", 0.0, lambda e, p: adam_fit(e.lut, p)),
         (
             "global only, from the photo",
-            f"Levenberg–Marquardt, {FIT_ITERATIONS} iterations",
-            lambda e, p: fit_recipe_to_lut(e.lut, p),
+            lm(FIT_ITERATIONS),
+            0.0,
+            lambda e, p: fit_recipe_to_lut(e.lut, p, ridge=0),
         ),
     ]
     for n in LM_ITERATIONS:
-        label = f"Levenberg–Marquardt, {n} iterations" + (" **(shipped)**" if n == FIT_ITERATIONS else "")
-        variants.append(("start point + global", label, shipped(n)))
+        label = lm(n) + (" **(shipped)**" if n == FIT_ITERATIONS else "")
+        variants.append(("start point + global", label, FIT_RIDGE, shipped(n, FIT_RIDGE)))
+    for ridge in RIDGES:
+        variants.append(("start point + global", lm(FIT_ITERATIONS), ridge, shipped(FIT_ITERATIONS, ridge)))
     rows = []
-    for recipe, label, fit in variants:
+    for recipe, label, ridge, fit in variants:
         fit(cases[0][2], downscale(cases[0][1], 256))  # warm up outside the timing
-        mean, worst, rendered, ms = measure(fit, cases)
-        rows.append([recipe, label, f"{mean:.2f}", f"{worst:.2f}", f"{rendered:.2f}", f"{ms:.0f}"])
+        mean, worst, rendered, moved, ms = measure(fit, cases)
+        cells = [f"{mean:.2f}", f"{worst:.2f}", f"{rendered:.2f}", f"{moved:.2f}", f"{ms:.0f}"]
+        rows.append([recipe, label, f"{ridge:g}", *cells])
         print(" | ".join(rows[-1]), flush=True)
-    headers = ["recipe", "fit", "fit error ↓", "worst case", "rendered error ↓", "ms / fit"]
-    table = Q.markdown_table(headers, rows, "llrrrr")
+    headers = [
+        "recipe",
+        "fit",
+        "ridge",
+        "fit error ↓",
+        "worst case",
+        "rendered error ↓",
+        "movement",
+        "ms / fit",
+    ]
+    table = Q.markdown_table(headers, rows, "lllrrrrr")
     text = "\n".join(
         [
             "# Histogram mode: fitting the editable recipe to the LUT",
@@ -168,7 +200,9 @@ def main() -> int:
             "(`lib_enhancer.apply`) against the LUT applied to it, mean over pixels and channels; "
             "both in 8-bit levels. 'start point + global' is the model's prior (auto contrast) and "
             "the fitted global parameters after it; 'global only' fits the whole LUT with global "
-            "parameters (the fits before). The shipped count is `FIT_ITERATIONS` in "
+            "parameters (the fits before). Ridge: the pull towards neutral (`FIT_RIDGE`); movement: "
+            "the sum over the global parameters of |value| as a fraction of its range (how much of "
+            "the recipe there is to read). The shipped values are `FIT_ITERATIONS` and `FIT_RIDGE` in "
             "`lib_enhancer/learned/modes.py`.",
             "",
             table,
