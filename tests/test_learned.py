@@ -189,9 +189,10 @@ def test_histogram_lut_after_a_prior_is_one_lut_for_the_whole_edit() -> None:
     x = 0.25 + 0.5 * torch.rand(1, 3, 30, 40, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
     prior = {"auto_contrast": 1.0}
     transport = 0.1 + 0.8 * identity_lattice(17)[..., [1, 2, 0]]  # channel-mixing: exact in a LUT
-    composed = _after_prior(transport, prior, auto_of(x))
+    composed, alone = _after_prior(transport, prior, auto_of(x))
     expected = apply_lut_torch(apply_filters(x, prior), transport)
     torch.testing.assert_close(apply_lut_torch(x, composed), expected, atol=5e-4, rtol=0)
+    torch.testing.assert_close(apply_lut_torch(x, alone), apply_filters(x, prior), atol=5e-4, rtol=0)
     net = H.HistogramNet(bins=8, widths=(4, 8, 8), prior=prior)
     assert H.HistogramNet(bins=8, widths=(4, 8, 8)).prior == {}  # no prior by default
     assert net.config["prior"] == prior and torch.equal(net.prepare(x), apply_filters(x, prior))

@@ -158,8 +158,7 @@ def histogram_edit(
     table = transfer_lut(source[0], target[0], transfer)
     start_lut = identity_lattice(table.shape[0]).astype(np.float32)
     if net.prior:  # one LUT for the whole edit: the prior, then the transport
-        table = _after_prior(table, net.prior, tables)
-        start_lut = _after_prior(start_lut, net.prior, tables)
+        table, start_lut = _after_prior(table, net.prior, tables)
     table = blend_lut(table, strength)
     start_lut = blend_lut(start_lut, strength)
     info: dict[str, Any] = {"model": str(model or "histogram_net (shipped)"), "transfer": transfer}
@@ -196,12 +195,18 @@ def with_fitted_recipe(
     return replace(edit, params=params, info=info)
 
 
-def _after_prior(table: np.ndarray, prior: Mapping[str, float], tables: Any) -> np.ndarray:
-    """``table`` ``(S, S, S, 3)`` composed after ``prior`` (with the photo's auto curves ``tables``)."""
+def _after_prior(table: np.ndarray, prior: Mapping[str, float], tables: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``table`` ``(S, S, S, 3)`` composed after ``prior`` (with the photo's auto curves ``tables``),
+    and the prior alone as a LUT of the same size."""
     lattice = identity_lattice(table.shape[0])
     colours = torch.from_numpy(lattice.reshape(1, -1, 1, 3)).permute(0, 3, 1, 2)  # (1, 3, S³, 1)
-    mapped = apply_lut_torch(apply_prior(colours, prior, tables).clamp(0.0, 1.0), table)
-    return mapped.permute(0, 2, 3, 1).reshape(lattice.shape).numpy()
+    start = apply_prior(colours, prior, tables).clamp(0.0, 1.0)
+    mapped = apply_lut_torch(start, table)
+
+    def as_lut(values: Tensor) -> np.ndarray:
+        return values.permute(0, 2, 3, 1).reshape(lattice.shape).numpy().astype(np.float32)
+
+    return as_lut(mapped), as_lut(start)
 
 
 def fit_recipe_to_lut(
