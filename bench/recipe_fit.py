@@ -22,6 +22,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -33,6 +34,17 @@ for path in (REPO, REPO / "bench"):
 import quality as Q  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "recipe_fit.md"
+
+
+class Case(NamedTuple):
+    label: str
+    image: np.ndarray  # degraded, 1 MP, uint8
+    preview: Any  # float (1, 3, h, w) tensor: what the fit sees
+    edit: Any  # the histogram model's LearnedEdit of the preview (no recipe yet)
+    wanted: np.ndarray  # float32: the edit's LUT applied to ``image``
+    curves: Any  # the auto curves the render reads from ``image`` (the API passes them to the fit)
+
+
 LM_ITERATIONS = (2, 4, 8, 12, 16)
 RIDGES = (0.0, 0.01, 0.1)  # tried besides the shipped FIT_RIDGE at the shipped iterations
 ADAM_STEPS = 60
@@ -70,11 +82,14 @@ def adam_fit(table: np.ndarray, image, steps: int = ADAM_STEPS) -> tuple[dict[st
     return dict(zip(FIT_NAMES, map(float, values), strict=True)), float((out - target).abs().mean())
 
 
-def training_cases(n_photos: int, per_photo: int, seed: int) -> list[tuple[str, np.ndarray, object]]:
-    """``(label, 1 MP image, histogram edit of its preview)`` for degraded training photos."""
+def training_cases(n_photos: int, per_photo: int, seed: int) -> list[Case]:
+    """Degraded training photos at 1 MP with the preview ``enhance()`` gives the built-in scorer and
+    the histogram model's edit of it."""
+    from lib_enhancer.api import PREVIEW_SIDE_STATISTICS
     from lib_enhancer.learned import photos as P
     from lib_enhancer.learned.modes import histogram_edit
-    from lib_enhancer.render import downscale
+    from lib_enhancer.lut import apply_lut_array
+    from lib_enhancer.render import auto_curves, downscale
 
     unseen = (*P.HELD_OUT, *P.VALIDATION)
     sources = P.select(P.builtin_photos(), exclude=unseen)[:n_photos]
@@ -85,12 +100,15 @@ def training_cases(n_photos: int, per_photo: int, seed: int) -> list[tuple[str, 
     for case in cases:
         name, load = sources[case.photo]
         image = Q.apply_degradation(P.resize_to_megapixels(load(), 1.0), case.degradation)
-        edit = histogram_edit(downscale(image, 256), fit_recipe=False)
-        out.append((f"{name} {case.degradation.kind}", image, edit))
+        preview = downscale(image, PREVIEW_SIDE_STATISTICS)
+        edit = histogram_edit(preview, fit_recipe=False)
+        wanted = apply_lut_array(image, edit.lut).astype(np.float32)
+        label = f"{name} {case.degradation.kind}"
+        out.append(Case(label, image, preview, edit, wanted, auto_curves(image)))
     return out
 
 
-Fit = Callable[[object, object], tuple[dict[str, float], float]]  # (edit, preview) -> (recipe, error)
+Fit = Callable[[Case], tuple[dict[str, float], float]]  # case -> (recipe, fit error)
 
 
 def movement(recipe: dict[str, float]) -> float:
@@ -105,23 +123,19 @@ def movement(recipe: dict[str, float]) -> float:
     return float(ParamSquash(FIT_NAMES).normalised(values).abs().sum())
 
 
-def measure(fit: Fit, cases: list) -> tuple[float, float, float, float, float]:
+def measure(fit: Fit, cases: list[Case]) -> tuple[float, float, float, float, float]:
     """(mean fit error, worst fit error, mean rendered error — all in 8-bit levels —, mean
     parameter movement, mean ms per fit)."""
     from lib_enhancer.api import apply
-    from lib_enhancer.lut import apply_lut_array
-    from lib_enhancer.render import downscale
 
     errors, rendered, moved, seconds = [], [], [], []
-    for _, image, edit in cases:
-        preview = downscale(image, 256)
+    for case in cases:
         start = time.perf_counter()
-        recipe, error = fit(edit, preview)
+        recipe, error = fit(case)
         seconds.append(time.perf_counter() - start)
         errors.append(error * 255.0)
         moved.append(movement(recipe))
-        wanted = apply_lut_array(image, edit.lut).astype(np.float32)
-        rendered.append(float(np.abs(np.asarray(apply(recipe, image), np.float32) - wanted).mean()))
+        rendered.append(float(np.abs(np.asarray(apply(recipe, case.image), np.float32) - case.wanted).mean()))
     return (
         float(np.mean(errors)),
         float(np.max(errors)),
@@ -141,12 +155,13 @@ def main() -> int:
 
     import torch
 
+    from lib_enhancer.api import PREVIEW_SIDE_STATISTICS
     from lib_enhancer.learned.modes import FIT_ITERATIONS, FIT_RIDGE, fit_recipe_to_lut, with_fitted_recipe
-    from lib_enhancer.render import downscale
 
-    def shipped(n: int, ridge: float) -> Fit:
-        def fit(edit, preview):
-            fitted = with_fitted_recipe(edit, preview, n, ridge)
+    def shipped(n: int, ridge: float, render_curves: bool = True) -> Fit:
+        def fit(case: Case) -> tuple[dict[str, float], float]:
+            curves = case.curves if render_curves else None
+            fitted = with_fitted_recipe(case.edit, case.preview, n, ridge, curves=curves)
             return fitted.params, fitted.info["recipe_fit_error"]
 
         return fit
@@ -155,23 +170,26 @@ def main() -> int:
         return f"Levenberg–Marquardt, {n} iterations"
 
     cases = training_cases(args.photos, args.per_photo, args.seed)
+    global_only = "global only, from the photo"
+    after_start = "start point + global"
     variants: list[tuple[str, str, float, Fit]] = [
-        ("global only, from the photo", f"Adam, {ADAM_STEPS} steps", 0.0, lambda e, p: adam_fit(e.lut, p)),
+        (global_only, f"Adam, {ADAM_STEPS} steps", 0.0, lambda c: adam_fit(c.edit.lut, c.preview)),
+        (global_only, lm(FIT_ITERATIONS), 0.0, lambda c: fit_recipe_to_lut(c.edit.lut, c.preview, ridge=0)),
         (
-            "global only, from the photo",
+            after_start + " (the preview's auto curves)",
             lm(FIT_ITERATIONS),
-            0.0,
-            lambda e, p: fit_recipe_to_lut(e.lut, p, ridge=0),
+            FIT_RIDGE,
+            shipped(FIT_ITERATIONS, FIT_RIDGE, render_curves=False),
         ),
     ]
     for n in LM_ITERATIONS:
         label = lm(n) + (" **(shipped)**" if n == FIT_ITERATIONS else "")
-        variants.append(("start point + global", label, FIT_RIDGE, shipped(n, FIT_RIDGE)))
+        variants.append((after_start, label, FIT_RIDGE, shipped(n, FIT_RIDGE)))
     for ridge in RIDGES:
-        variants.append(("start point + global", lm(FIT_ITERATIONS), ridge, shipped(FIT_ITERATIONS, ridge)))
+        variants.append((after_start, lm(FIT_ITERATIONS), ridge, shipped(FIT_ITERATIONS, ridge)))
     rows = []
     for recipe, label, ridge, fit in variants:
-        fit(cases[0][2], downscale(cases[0][1], 256))  # warm up outside the timing
+        fit(cases[0])  # warm up outside the timing
         mean, worst, rendered, moved, ms = measure(fit, cases)
         cells = [f"{mean:.2f}", f"{worst:.2f}", f"{rendered:.2f}", f"{moved:.2f}", f"{ms:.0f}"]
         rows.append([recipe, label, f"{ridge:g}", *cells])
@@ -192,15 +210,18 @@ def main() -> int:
             "# Histogram mode: fitting the editable recipe to the LUT",
             "",
             f"_Generated by `bench/recipe_fit.py`: {len(cases)} degraded cases of {args.photos} training "
-            f"photos (1 MP, 256 px preview, the shipped histogram model's LUT), seed {args.seed}; "
+            f"photos (1 MP; the {PREVIEW_SIDE_STATISTICS} px preview `enhance()` gives the built-in "
+            f"scorer; the shipped histogram model's LUT), seed {args.seed}; "
             f"{platform.machine()}, {torch.get_num_threads()} torch threads._",
             "",
             "Fit error: mean absolute difference between the fitted recipe and the LUT on the 512 "
             "preview colours the fit saw; rendered: the recipe applied to the 1 MP image "
             "(`lib_enhancer.apply`) against the LUT applied to it, mean over pixels and channels; "
             "both in 8-bit levels. 'start point + global' is the model's prior (auto contrast) and "
-            "the fitted global parameters after it; 'global only' fits the whole LUT with global "
-            "parameters (the fits before). Ridge: the pull towards neutral (`FIT_RIDGE`); movement: "
+            "the fitted global parameters after it, the auto curves read from the 1 MP image as the "
+            "render reads them (what `enhance()` passes; 'the preview's auto curves': read from the "
+            "preview instead, as this version first shipped); 'global only' fits the whole LUT with "
+            "global parameters (the fits before). Ridge: the pull towards neutral (`FIT_RIDGE`); movement: "
             "the sum over the global parameters of |value| as a fraction of its range (how much of "
             "the recipe there is to read). The shipped values are `FIT_ITERATIONS` and `FIT_RIDGE` in "
             "`lib_enhancer/learned/modes.py`.",

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lib_enhancer.filters.auto import AutoTables
 from lib_enhancer.modes import LEARNED_MODES, MODES, SEARCH_MODES
 from lib_enhancer.optimize import (
     OptimizeConfig,
@@ -26,7 +27,7 @@ from lib_enhancer.optimize import (
     score_span,
 )
 from lib_enhancer.recipe import Recipe
-from lib_enhancer.render import downscale, render, render_tensor
+from lib_enhancer.render import auto_curves, downscale, render, render_tensor
 
 DEFAULT_SCORER = "natural"
 PREVIEW_SIDE = 256  # long side of the preview the optimizer works on
@@ -398,6 +399,17 @@ def _learned_edit(
     raise ValueError(f"unknown learned mode {mode!r}; choose one of {', '.join(LEARNED_MODES)}")
 
 
+def _render_curves(adapted: _Adapted) -> AutoTables:
+    """The auto filters' curves of the full image as :func:`apply` reads them."""
+    from lib_enhancer.filters.pipeline import auto_of
+
+    if adapted.tensor is not None:
+        x = adapted.tensor if adapted.tensor.dim() == 4 else adapted.tensor.unsqueeze(0)
+        return auto_of(x[:1].detach().float().cpu())
+    assert adapted.rgb is not None
+    return auto_curves(adapted.rgb)
+
+
 def _scorer_name(scorer: str | torch.nn.Module, module: torch.nn.Module) -> str:
     if isinstance(scorer, str):
         return scorer
@@ -461,7 +473,8 @@ def _enhance_learned(
         after = sign * signed_after
     else:
         after = preview_score(edit)
-    edit = with_fitted_recipe(edit, preview)
+    if edit.lut is not None:  # its recipe's start point uses the curves the render will read
+        edit = with_fitted_recipe(edit, preview, curves=_render_curves(adapted) if edit.start else None)
     params = final_params(edit)
     info = {
         "scorer": _scorer_name(scorer, module),

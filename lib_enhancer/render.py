@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lib_enhancer.filters.auto import ANALYSIS_SIDE
+from lib_enhancer.filters.auto import ANALYSIS_SIDE, AutoTables
 from lib_enhancer.filters.creative import vignette_gain
 from lib_enhancer.filters.local import box_filter
 from lib_enhancer.filters.pipeline import AUTO_KEY, SPATIAL_CREATIVE, apply_filters, auto_of
@@ -352,6 +352,16 @@ def _vignette_array(rgb: np.ndarray, amount: float, rows: tuple[int, int], heigh
     return out.astype(rgb.dtype)
 
 
+def auto_curves(rgb: np.ndarray, work_side: int = WORK_SIDE) -> AutoTables:
+    """The auto filters' per-channel curves as :func:`render` reads them from ``rgb`` (for a recipe
+    without dehaze): from the whole image when it is filtered directly, else from its copy
+    downscaled to ``ANALYSIS_SIDE``."""
+    with torch.no_grad():
+        if max(rgb.shape[:2]) <= work_side:
+            return auto_of(array_to_tensor(rgb))
+        return auto_of(downscale(rgb, ANALYSIS_SIDE))
+
+
 class _Plan:
     """What one recipe needs at one image size: colour maps, vignette, affine maps of the local stages.
 
@@ -368,8 +378,7 @@ class _Plan:
             # the auto filters alone are per-pixel curves of the photo's histogram: read the curves
             # from the whole image (as the preview did) and fold them into the colour map
             auto = {n: self.pre.pop(n) for n in AUTO_NAMES if n in self.pre}
-            with torch.no_grad():
-                auto[AUTO_KEY] = auto_of(downscale(rgb, ANALYSIS_SIDE))
+            auto[AUTO_KEY] = auto_curves(rgb, work_side)
             self.glob = {**auto, **self.glob}
             glob_stages = ("pre", "global")
         look = recipe.stage_params("creative")

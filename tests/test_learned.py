@@ -336,6 +336,39 @@ def test_histogram_recipe_starts_from_the_prior_and_renders_the_edit(monkeypatch
     )
 
 
+def test_histogram_recipe_starts_from_the_curves_the_render_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A large photo's recipe is re-applied with auto curves read from the photo, not from the
+    preview: the fit starts from the curves it is given, and enhance() gives it the render's."""
+    from lib_enhancer.api import apply, enhance
+    from lib_enhancer.filters.pipeline import AUTO_KEY, apply_filters, auto_of
+    from lib_enhancer.learned.modes import with_fitted_recipe
+    from lib_enhancer.render import auto_curves, downscale
+
+    big = (smooth_photo(7, 420, 1300).astype(np.float64) * [0.5, 0.45, 0.35] + [60, 50, 40]).astype(np.uint8)
+    preview = downscale(big, 160)
+    edit = modes.histogram_edit(preview, fit_recipe=False)
+    other = auto_of(preview * 0.7 + 0.1)  # curves unlike the preview's own
+    fitted = with_fitted_recipe(edit, preview, curves=other)
+    with torch.no_grad():
+        rendered = apply_filters(preview, {**fitted.params, AUTO_KEY: other}, stages=("pre", "global"))
+        error = float((rendered - apply_lut_torch(preview, edit.lut)).abs().mean())
+    assert abs(error - fitted.info["recipe_fit_error"]) * 255 < 0.5
+
+    given: list[object] = []
+    real = modes.with_fitted_recipe
+
+    def spy(*args, **kwargs):
+        given.append(kwargs.get("curves"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(modes, "with_fitted_recipe", spy)
+    result = enhance(big, mode="histogram", verify=False)
+    assert given and all(torch.equal(a, b) for a, b in zip(given[-1], auto_curves(big), strict=True))
+    wanted = np.asarray(result.image, dtype=np.float64)
+    full_error = float(np.abs(np.asarray(apply(result.recipe, big), dtype=np.float64) - wanted).mean())
+    assert abs(full_error - 255 * result.recipe.info["recipe_fit_error"]) < 1.0
+
+
 def test_learned_warm_start_for_the_optimizer() -> None:
     from lib_enhancer.api import enhance
 

@@ -402,6 +402,23 @@ def test_auto_filters_render_at_full_resolution_through_the_colour_map():
     assert plan.pre_maps is not None and plan.colour is None
 
 
+def test_auto_curves_are_the_ones_the_render_reads():
+    """render.auto_curves gives the auto filters' curves a render of the image uses: the whole image
+    when it is filtered directly, its ANALYSIS_SIDE copy when it is larger than work_side."""
+    from lib_enhancer.filters.auto import ANALYSIS_SIDE
+    from lib_enhancer.filters.pipeline import AUTO_KEY, auto_of
+
+    big = (synthetic_photo(171, 1400).astype(np.float32) * 0.6 + 50).astype(np.uint8)
+    plan = render._Plan(big, Recipe({"auto_contrast": 1.0, "saturation": 0.2}), 512, 65)
+    from_plan = plan.colour.params[AUTO_KEY]
+    expected = auto_of(render.downscale(big, ANALYSIS_SIDE))
+    for a, b, c in zip(render.auto_curves(big, 512), from_plan, expected, strict=True):
+        assert torch.equal(a, b) and torch.equal(a, c)
+    small = big[:200, :300]
+    for a, b in zip(render.auto_curves(small, 512), auto_of(render.array_to_tensor(small)), strict=True):
+        assert torch.equal(a, b)
+
+
 def test_auto_stretch_clip_points_are_computed_exactly_and_the_rest_by_the_lut():
     """Auto contrast on a flat photo moves its darkest value to 0, where the chain clips (the
     linear-light conversion clamps negatives): no lattice size interpolates that kink within 1/255,

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lib_enhancer.filters.auto import AutoTables
 from lib_enhancer.filters.pipeline import AUTO_KEY, apply_filters, auto_of
 from lib_enhancer.learned.common import apply_prior, thumbnail
 from lib_enhancer.learned.histogram import load_histogram_net, soft_histogram, transfer_lut
@@ -24,18 +25,18 @@ Tensor = torch.Tensor
 LEARNED_MODES = ("predict", "histogram")
 DEFAULT_TRANSFER = "mkl"  # the histogram mode's transport: "mkl" (linear, smooth) or "idt"
 # Levenberg–Marquardt iterations of the recipe fit to a histogram LUT (bench/recipe_fit.py, 24
-# degraded training-photo cases, after the start point): 8 iterations reach 2.72 levels mean error
-# in ~33 ms, 16 reach 2.71 in ~54 ms; the fit before (Adam, 60 steps, global parameters only over
-# the whole LUT) reached 4.65 in ~137 ms.
+# degraded training-photo cases, after the start point, on the built-in scorer's 160 px preview): 8
+# iterations reach 2.76 levels mean error in ~26 ms, 16 reach 2.75 in ~43 ms; the fit before (Adam,
+# 60 steps, global parameters only over the whole LUT) reached 4.47 in ~122 ms.
 FIT_ITERATIONS = 8
 # The fit's pull towards neutral (times the squared raw parameters, against the squared colour
 # errors of 512 colours). Many global parameters can trade off against each other; on the same 24
-# cases 0.03 left the error where it was (2.72 vs 2.74 levels) and moved the parameters 36 % less
-# (mean sum of |normalised value| 2.89 vs 4.55); 0.1 cost 0.1 level more.
+# cases 0.03 left the error where it was (2.76 vs 2.75 levels) and moved the parameters 36 % less
+# (mean sum of |normalised value| 2.87 vs 4.49); 0.1 cost 0.14 level more.
 FIT_RIDGE = 0.03
 # A fit after the start point that leaves more than this mean error (0..1 units; 10 levels) is
 # retried on the whole LUT from the photo's own colours, and the closer recipe kept: on the 24 cases
-# of bench/recipe_fit.py the start point's fit was the closer one or within 0.5 levels (worst 8.4
+# of bench/recipe_fit.py the start point's fit was the closer one or within 0.4 levels (worst 8.3
 # levels), but from a drastic LUT it can stop in a poor local minimum.
 FIT_FALLBACK_ERROR = 10 / 255
 _LM_STEP = 1e-4  # forward-difference step on the raw (squashed) parameters
@@ -167,15 +168,23 @@ def histogram_edit(
 
 
 def with_fitted_recipe(
-    edit: LearnedEdit, preview: Tensor, iterations: int = FIT_ITERATIONS, ridge: float = FIT_RIDGE
+    edit: LearnedEdit,
+    preview: Tensor,
+    iterations: int = FIT_ITERATIONS,
+    ridge: float = FIT_RIDGE,
+    *,
+    curves: AutoTables | None = None,
 ) -> LearnedEdit:
     """A LUT ``edit`` with the closest recipe fitted to its LUT on ``preview``'s colours.
 
     The recipe is the edit's start point (the model's prior, e.g. auto contrast, read from the
     photo as the render will) followed by the fitted global parameters, so it renders the edit
     through the ordinary filters; where that fit stays more than :data:`FIT_FALLBACK_ERROR` off and
-    fitting the whole LUT with global parameters alone comes closer, the latter. The fit (~25 ms on this CPU, ``bench/recipe_fit.py``) is what
-    makes a LUT edit editable; the API runs it only for the LUT it keeps.
+    fitting the whole LUT with global parameters alone comes closer, the latter. ``curves``: the
+    photo's auto curves as its render reads them (:func:`lib_enhancer.render.auto_curves`; the API
+    passes them), so the recipe re-applied at full size starts where the fit did; default: the
+    preview's. The fit (~26 ms on this CPU, ``bench/recipe_fit.py``) is what makes a LUT edit
+    editable; the API runs it only for the LUT it keeps.
     """
     if edit.lut is None:
         return edit
@@ -183,8 +192,9 @@ def with_fitted_recipe(
     params: dict[str, float] = {}
     error = float("inf")
     if edit.start:
-        with torch.no_grad():
-            start = apply_filters(x, {**edit.start, AUTO_KEY: auto_of(x)}, stages=("pre",), clamp=False)
+        params_at_start = {**edit.start, AUTO_KEY: curves if curves is not None else auto_of(x)}
+        with torch.no_grad():  # unclamped: the render goes on from the pre stage without a clamp
+            start = apply_filters(x, params_at_start, stages=("pre",), clamp=False)
         fitted, error = fit_recipe_to_lut(edit.lut, x, iterations, start=start, ridge=ridge)
         params = {**edit.start, **fitted}
     if error > FIT_FALLBACK_ERROR:
@@ -252,12 +262,11 @@ def fit_recipe_to_lut(
             return torch.cat([residuals(raw), ridge**0.5 * raw], dim=1)
 
         raw = torch.zeros(len(names), dtype=torch.float64)
+        r = pulled(raw[None])[0]  # the residuals at ``raw``, kept up to date
         eye = torch.eye(len(names), dtype=torch.float64)
         damping = _LM_DAMPING
         for _ in range(iterations):
-            batch = pulled(torch.cat([raw[None], raw + _LM_STEP * eye]))
-            r = batch[0]
-            jac = (batch[1:] - r).T / _LM_STEP  # (3·sample + K, K)
+            jac = (pulled(raw + _LM_STEP * eye) - r).T / _LM_STEP  # (3·sample + K, K)
             normal, grad = jac.T @ jac, jac.T @ r
             cost = float(r @ r)
             for _ in range(_LM_TRIES):
@@ -265,11 +274,11 @@ def fit_recipe_to_lut(
                 trial = raw - torch.linalg.solve(system, grad)
                 trial_r = pulled(trial[None])[0]
                 if float(trial_r @ trial_r) < cost:
-                    raw, damping = trial, damping / 3.0
+                    raw, r, damping = trial, trial_r, damping / 3.0
                     break
                 damping *= 4.0
             else:
                 break  # no step lowers the error: converged
         values = squash(raw[None])[0]
-        error = float(residuals(raw[None]).abs().mean())
+        error = float(r[: -len(names)].abs().mean())  # the colours' part, without the pull
     return {n: round(float(v), 4) for n, v in zip(names, values, strict=True)}, error
