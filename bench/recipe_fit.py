@@ -45,8 +45,9 @@ class Case(NamedTuple):
     curves: Any  # the auto curves the render reads from ``image`` (the API passes them to the fit)
 
 
-LM_ITERATIONS = (2, 4, 8, 12, 16)
-RIDGES = (0.0, 0.01, 0.1)  # tried besides the shipped FIT_RIDGE at the shipped iterations
+LM_ITERATIONS = (2, 4, 8, 16)  # without the early stop
+TOLERANCES = (0.001, 0.03)  # early stops tried besides the shipped FIT_TOLERANCE
+RIDGES = (0.0, 0.01, 0.1)  # tried besides the shipped FIT_RIDGE with the shipped stop
 ADAM_STEPS = 60
 
 
@@ -156,18 +157,26 @@ def main() -> int:
     import torch
 
     from lib_enhancer.api import PREVIEW_SIDE_STATISTICS
-    from lib_enhancer.learned.modes import FIT_ITERATIONS, FIT_RIDGE, fit_recipe_to_lut, with_fitted_recipe
+    from lib_enhancer.learned.modes import (
+        FIT_ITERATIONS,
+        FIT_RIDGE,
+        FIT_TOLERANCE,
+        fit_recipe_to_lut,
+        with_fitted_recipe,
+    )
 
-    def shipped(n: int, ridge: float, render_curves: bool = True) -> Fit:
+    def shipped(n: int, ridge: float, tolerance: float = FIT_TOLERANCE, render_curves: bool = True) -> Fit:
         def fit(case: Case) -> tuple[dict[str, float], float]:
             curves = case.curves if render_curves else None
-            fitted = with_fitted_recipe(case.edit, case.preview, n, ridge, curves=curves)
+            fitted = with_fitted_recipe(case.edit, case.preview, n, ridge, tolerance, curves=curves)
             return fitted.params, fitted.info["recipe_fit_error"]
 
         return fit
 
-    def lm(n: int) -> str:
-        return f"Levenberg–Marquardt, {n} iterations"
+    def lm(n: int, tolerance: float = FIT_TOLERANCE) -> str:
+        if not tolerance:
+            return f"Levenberg–Marquardt, {n} iterations"
+        return f"Levenberg–Marquardt, ≤ {n} iterations, stopping below a {tolerance:g} gain"
 
     cases = training_cases(args.photos, args.per_photo, args.seed)
     global_only = "global only, from the photo"
@@ -181,10 +190,19 @@ def main() -> int:
             FIT_RIDGE,
             shipped(FIT_ITERATIONS, FIT_RIDGE, render_curves=False),
         ),
+        (after_start, lm(FIT_ITERATIONS) + " **(shipped)**", FIT_RIDGE, shipped(FIT_ITERATIONS, FIT_RIDGE)),
     ]
+    for tolerance in TOLERANCES:
+        variants.append(
+            (
+                after_start,
+                lm(FIT_ITERATIONS, tolerance),
+                FIT_RIDGE,
+                shipped(FIT_ITERATIONS, FIT_RIDGE, tolerance),
+            )
+        )
     for n in LM_ITERATIONS:
-        label = lm(n) + (" **(shipped)**" if n == FIT_ITERATIONS else "")
-        variants.append((after_start, label, FIT_RIDGE, shipped(n, FIT_RIDGE)))
+        variants.append((after_start, lm(n, 0.0), FIT_RIDGE, shipped(n, FIT_RIDGE, 0.0)))
     for ridge in RIDGES:
         variants.append((after_start, lm(FIT_ITERATIONS), ridge, shipped(FIT_ITERATIONS, ridge)))
     rows = []
@@ -223,7 +241,7 @@ def main() -> int:
             "preview instead, as this version first shipped); 'global only' fits the whole LUT with "
             "global parameters (the fits before). Ridge: the pull towards neutral (`FIT_RIDGE`); movement: "
             "the sum over the global parameters of |value| as a fraction of its range (how much of "
-            "the recipe there is to read). The shipped values are `FIT_ITERATIONS` and `FIT_RIDGE` in "
+            "the recipe there is to read). The shipped values are `FIT_ITERATIONS`, `FIT_TOLERANCE` and `FIT_RIDGE` in "
             "`lib_enhancer/learned/modes.py`.",
             "",
             table,

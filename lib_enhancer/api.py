@@ -439,6 +439,7 @@ def _enhance_learned(
         VERIFY_MIN_GAIN,
         partial_edit,
         verified_edit,
+        verify_candidates,
         with_fitted_recipe,
     )
     from lib_enhancer.lut import apply_lut_array, apply_lut_torch
@@ -457,22 +458,19 @@ def _enhance_learned(
             return apply_lut_torch(preview, e.lut)
         return apply_filters(preview, {**Recipe(final_params(e)).params, **reused})
 
-    @torch.no_grad()
-    def preview_score(e: Any) -> float:
-        return float(module(on_preview(e)).reshape(-1)[0])
-
+    candidates = verify_candidates(edit, VERIFY_FRACTIONS[mode]) if verify else [edit]
     with torch.no_grad():
+        start_image = on_preview(candidates[0] if verify else partial_edit(edit, 0.0))
         if hasattr(module, "set_reference"):  # clipping judged relative to the start (as in gradient)
-            module.set_reference(on_preview(partial_edit(edit, 0.0)))
-        before = float(module(preview).reshape(-1)[0])
+            module.set_reference(start_image)
+        images = [start_image, *map(on_preview, candidates[1:])] if verify else [on_preview(edit)]
+        # the input and every candidate in one batched scorer call
+        scores = module(torch.cat([preview, *images])).reshape(-1).tolist()
+    before, after = scores[0], scores[-1]
     if verify:
         threshold = VERIFY_MIN_GAIN[mode] * score_span(module)
-        edit, signed_after = verified_edit(
-            edit, lambda e: sign * preview_score(e), threshold, VERIFY_FRACTIONS[mode]
-        )
+        edit, signed_after = verified_edit(candidates, [sign * v for v in scores[1:]], threshold)
         after = sign * signed_after
-    else:
-        after = preview_score(edit)
     if edit.lut is not None:  # its recipe's start point uses the curves the render will read
         edit = with_fitted_recipe(edit, preview, curves=_render_curves(adapted) if edit.start else None)
     params = final_params(edit)

@@ -446,23 +446,49 @@ def test_partial_edit_moves_from_the_start_point_to_the_proposal() -> None:
 
 
 def test_verified_edit_keeps_the_start_unless_more_scores_higher() -> None:
-    from lib_enhancer.learned.modes import verified_edit
+    from lib_enhancer.learned.modes import verified_edit, verify_candidates
 
     edit = LearnedEdit({"exposure": 1.0}, None, {}, {})
     by_exposure = {0.0: 1.0, 0.5: 1.04, 1.0: 1.02}
-    score = lambda e: by_exposure[round(e.params["exposure"], 3)]  # noqa: E731
-    chosen, value = verified_edit(edit, score, threshold=0.01)
+
+    def pick(threshold: float, fractions: tuple[float, ...] = (0.0, 0.5, 1.0)) -> tuple[LearnedEdit, float]:
+        candidates = verify_candidates(edit, fractions)
+        scores = [by_exposure[round(c.params["exposure"], 3)] for c in candidates]
+        return verified_edit(candidates, scores, threshold)
+
+    chosen, value = pick(threshold=0.01)
     assert chosen.info["fraction"] == 0.5 and value == 1.04 and chosen.params["exposure"] == 0.5
-    chosen, value = verified_edit(edit, score, threshold=0.05)  # gain below the threshold: the start
+    chosen, value = pick(threshold=0.05)  # gain below the threshold: the start
     assert chosen.info["fraction"] == 0.0 and value == 1.0 and chosen.params["exposure"] == 0.0
     by_exposure[1.0] = 2.0
-    chosen, _ = verified_edit(edit, score, threshold=0.05)
+    chosen, _ = pick(threshold=0.05)
     assert chosen.info["fraction"] == 1.0 and chosen.params["exposure"] == 1.0
     by_exposure[1.5] = 2.5  # offered a step beyond the proposal, the scorer can take it
-    chosen, value = verified_edit(edit, score, threshold=0.05, fractions=(0.0, 0.5, 1.0, 1.5))
+    chosen, value = pick(threshold=0.05, fractions=(0.0, 0.5, 1.0, 1.5))
     assert chosen.info["fraction"] == 1.5 and value == 2.5 and chosen.params["exposure"] == 1.5
     with pytest.raises(ValueError, match="start at 0"):
-        verified_edit(edit, score, threshold=0.0, fractions=(0.5, 1.0))
+        verify_candidates(edit, (0.5, 1.0))
+    with pytest.raises(ValueError, match="a score for each"):
+        verified_edit(verify_candidates(edit), [1.0, 2.0], 0.0)
+
+
+def test_the_scorer_judges_a_batch_image_by_image() -> None:
+    """The API scores the input and every candidate in one batched call: each score must be the one
+    the image gets alone (also with a reference set, as the learned modes set it)."""
+    from lib_enhancer.scorers import create_scorer
+
+    gen = torch.Generator().manual_seed(5)
+    base = torch.rand(1, 3, 40, 60, generator=gen)
+    cast = torch.tensor([1.0, 0.8, 0.6]).view(1, 3, 1, 1)
+    images = torch.cat([base, 0.3 * base, 0.4 + 0.2 * base, base * cast])  # as is, dark, flat, cast
+    scorer = create_scorer("natural")
+    with torch.no_grad():
+        for reference in (None, images[1:2]):
+            scorer.set_reference(reference)
+            together = scorer(images)
+            alone = torch.cat([scorer(images[i : i + 1]) for i in range(4)])
+            torch.testing.assert_close(together, alone, rtol=1e-5, atol=1e-6)
+            assert len(set(together.tolist())) == 4  # four different images, four different scores
 
 
 def test_shipped_verify_fractions() -> None:
