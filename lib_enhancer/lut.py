@@ -11,7 +11,6 @@ filters) are imported by the functions that evaluate the filter chain or work on
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -174,19 +173,6 @@ def strip_rows(height: int, width: int, workers: int, strip_pixels: int = 1 << 2
     return max(1, min(strip_pixels // width, -(-height // max(1, workers))))
 
 
-_POOLS: dict[int, ThreadPoolExecutor] = {}
-_POOLS_LOCK = threading.Lock()
-
-
-def _strip_pool(workers: int) -> ThreadPoolExecutor:
-    """A process-wide pool of ``workers`` threads, started on first use (starting threads on every
-    call costs ~3 ms per image on this CPU)."""
-    with _POOLS_LOCK:
-        if workers not in _POOLS:
-            _POOLS[workers] = ThreadPoolExecutor(workers, thread_name_prefix="lib_enhancer-strips")
-        return _POOLS[workers]
-
-
 def for_each_strip(
     height: int,
     width: int,
@@ -195,11 +181,17 @@ def for_each_strip(
     strip_pixels: int = 1 << 21,
 ) -> None:
     """Call ``work(y0, y1)`` for the row strips of a ``height × width`` image (see :func:`strip_rows`),
-    on ``workers`` threads when there is more than one strip (numpy, PIL and torch release the GIL)."""
+    on ``workers`` threads when there is more than one strip (numpy, PIL and torch release the GIL).
+
+    The threads are started per call: a process-wide pool was measured to double the gradient
+    mode's time at 1 MP (0.46 -> 1.0 s, ``bench/learned.py``) — torch keeps an OpenMP team alive for
+    every thread that ran a torch op, and (likely) those of idle pool threads compete with the main thread's.
+    """
     rows = strip_rows(height, width, workers, strip_pixels)
     spans = [(y0, min(height, y0 + rows)) for y0 in range(0, height, rows)]
     if workers > 1 and len(spans) > 1:
-        list(_strip_pool(workers).map(lambda span: work(*span), spans))
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(lambda span: work(*span), spans))
     else:
         for span in spans:
             work(*span)
