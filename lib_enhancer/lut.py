@@ -37,6 +37,8 @@ def blend_lut(table: np.ndarray, strength: float) -> np.ndarray:
     """The LUT moved towards the identity by ``strength`` in [0, 1] (float32)."""
     if not 0.0 <= strength <= 1.0:
         raise ValueError(f"strength must be in [0, 1], got {strength}")
+    if strength == 1.0:
+        return np.asarray(table, dtype=np.float32)
     ident = identity_lattice(table.shape[0]).astype(np.float32)
     return ident + np.float32(strength) * (np.asarray(table, dtype=np.float32) - ident)
 

@@ -558,3 +558,15 @@ def test_recipe_fitted_to_a_lut_reproduces_it() -> None:
     neutral, identity_error = fit_recipe_to_lut(build_lut({}, 17), image)
     assert identity_error * 255 < 0.1
     assert all(abs(v - get_param(n).neutral) < 0.02 for n, v in neutral.items()), neutral
+
+
+def test_blend_lut_moves_from_the_identity_to_the_table() -> None:
+    from lib_enhancer.lut import blend_lut
+
+    ident = identity_lattice(5).astype(np.float32)
+    table = np.clip(ident**2 + 0.05, 0, 1).astype(np.float32)
+    np.testing.assert_allclose(blend_lut(table, 0.0), ident)
+    np.testing.assert_array_equal(blend_lut(table, 1.0), table)
+    np.testing.assert_allclose(blend_lut(table, 0.25), ident + 0.25 * (table - ident), atol=1e-7)
+    with pytest.raises(ValueError, match="strength"):
+        blend_lut(table, 1.5)

@@ -26,11 +26,12 @@ LEARNED_MODES = ("predict", "histogram")
 DEFAULT_TRANSFER = "mkl"  # the histogram mode's transport: "mkl" (linear, smooth) or "idt"
 # Levenberg–Marquardt iterations of the recipe fit to a histogram LUT (bench/recipe_fit.py, 24
 # degraded training-photo cases, after the start point, on the built-in scorer's 160 px preview): 8
-# iterations reach 2.76 levels mean error in ~26 ms, 16 reach 2.75 in ~43 ms; the fit before (Adam,
-# 60 steps, global parameters only over the whole LUT) reached 4.47 in ~122 ms.
+# iterations reach 2.76 levels mean error, 16 reach 2.75 in twice the time; the fit before (Adam, 60
+# steps, global parameters only over the whole LUT) reached 4.59, 4-6x slower.
 FIT_ITERATIONS = 8
 # The fit also stops once an iteration lowers the cost by less than this fraction: on the same 24
-# cases 0.01 left the rendered error where it was (2.93 vs 2.92 levels) and cut ~30 % of the time.
+# cases 0.01 left the error of the re-applied recipe where it was (2.93 vs 2.92 levels) in ~20
+# instead of ~30 ms.
 FIT_TOLERANCE = 0.01
 # The fit's pull towards neutral (times the squared raw parameters, against the squared colour
 # errors of 512 colours). Many global parameters can trade off against each other; on the same 24
@@ -193,7 +194,7 @@ def with_fitted_recipe(
     fitting the whole LUT with global parameters alone comes closer, the latter. ``curves``: the
     photo's auto curves as its render reads them (:func:`lib_enhancer.render.auto_curves`; the API
     passes them), so the recipe re-applied at full size starts where the fit did; default: the
-    preview's. The fit (~26 ms on this CPU, ``bench/recipe_fit.py``) is what makes a LUT edit
+    preview's. The fit (~20 ms on this CPU, ``bench/recipe_fit.py``) is what makes a LUT edit
     editable; the API runs it only for the LUT it keeps.
     """
     if edit.lut is None:
