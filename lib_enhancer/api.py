@@ -437,7 +437,6 @@ def _enhance_learned(
     from lib_enhancer.learned.modes import (
         VERIFY_FRACTIONS,
         VERIFY_MIN_GAIN,
-        partial_edit,
         verified_edit,
         verify_candidates,
         with_fitted_recipe,
@@ -458,12 +457,13 @@ def _enhance_learned(
             return apply_lut_torch(preview, e.lut)
         return apply_filters(preview, {**Recipe(final_params(e)).params, **reused})
 
-    candidates = verify_candidates(edit, VERIFY_FRACTIONS[mode]) if verify else [edit]
+    # the start point is always scored (it is the scorer's reference); without verify the proposal
+    # is kept whatever its score
+    candidates = verify_candidates(edit, VERIFY_FRACTIONS[mode] if verify else (0.0, 1.0))
     with torch.no_grad():
-        start_image = on_preview(candidates[0] if verify else partial_edit(edit, 0.0))
+        images = [on_preview(c) for c in candidates]
         if hasattr(module, "set_reference"):  # clipping judged relative to the start (as in gradient)
-            module.set_reference(start_image)
-        images = [start_image, *map(on_preview, candidates[1:])] if verify else [on_preview(edit)]
+            module.set_reference(images[0])
         # the input and every candidate in one batched scorer call
         scores = module(torch.cat([preview, *images])).reshape(-1).tolist()
     before, after = scores[0], scores[-1]

@@ -285,8 +285,8 @@ class _ColourMap:
         self.kinks: np.ndarray | None = None  # (3, 256) uint8 flags of the levels computed exactly
         if self.curves is None:
             # 8-bit: the coarse lattices first (17³ is 7x cheaper to build than 33³ and enough for
-            # two in three of the predictor's recipes on the held-out photos; applying costs the
-            # same), finer ones if needed. A steep curve near black (strong gamma) or a step
+            # 6 of the predictor's 21 recipes on the held-out photos; applying costs the same),
+            # finer ones if needed. A steep curve near black (strong gamma) or a step
             # (posterize) can defeat trilinear interpolation on any uniform lattice; then the exact
             # chain is used.
             sizes = {min(s, lut_size) for s in (*COARSE_LUT_SIZES, lut_size)} if eight_bit else {lut_size}

@@ -129,9 +129,8 @@ def verified_edit(
     best = max(range(1, len(candidates)), key=lambda i: scores[i])
     pick = best if scores[best] - scores[0] >= threshold else 0
     chosen = candidates[pick]
-    return replace(chosen, info={**chosen.info, "fraction": chosen.info.get("fraction", 1.0)}), float(
-        scores[pick]
-    )
+    info = {**chosen.info, "fraction": chosen.info.get("fraction", 1.0)}  # the proposal itself has none
+    return replace(chosen, info=info), float(scores[pick])
 
 
 def predict_edit(
