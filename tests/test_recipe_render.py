@@ -427,8 +427,8 @@ def test_auto_curves_are_the_ones_the_render_reads():
 
 def test_auto_stretch_clip_points_are_computed_exactly_and_the_rest_by_the_lut():
     """Auto contrast on a flat photo moves its darkest value to 0, where the chain clips (the
-    linear-light conversion clamps negatives): no lattice size interpolates that kink within 1/255,
-    so the render used to compute the whole image exactly. Now only the pixels with a level in the
+    linear-light conversion clamps negatives): the 33³ and 65³ lattices do not interpolate that kink
+    within 1/255, so the render used to compute the whole image exactly. Now only the pixels with a level in the
     clipping point's lattice cell are computed exactly; the rest go through the LUT."""
     from lib_enhancer.filters.pipeline import AUTO_KEY, auto_of
 
@@ -458,3 +458,31 @@ def test_auto_stretch_clip_points_are_computed_exactly_and_the_rest_by_the_lut()
     # without the exact cells the LUT alone is off by more near the black point
     unpatched = lut.apply_lut_pil(img, colour.table).astype(int)
     assert np.abs(unpatched - exact.astype(int)).max() > 1
+
+
+def test_a_wide_clipping_band_gives_way_to_a_lattice_that_needs_none(monkeypatch):
+    """Tones piled up at the auto stretch's white point put 40 % of the pixels in its band. Rather
+    than compute them all exactly, the render looks for a lattice size on which trilinear
+    interpolation follows the kink within 1/255 (here one of 29³..44³; sizes are searched only when the band
+    would hold more than KINK_SEARCH_PIXELS). Both ways the image is within 1/255 of the exact chain."""
+    from lib_enhancer.filters.pipeline import AUTO_KEY
+
+    rng = np.random.default_rng(0)
+    img = rng.integers(20, 196, size=(700, 1100, 3)).astype(np.uint8)
+    img[:350] = np.clip(rng.normal(188, 4, size=(350, 1100, 3)), 0, 195).astype(np.uint8)
+    recipe = Recipe({"auto_contrast": 1.0, "saturation": -0.2, "highlights": -0.3, "temperature": 0.1})
+    exact = render.tensor_to_array(
+        apply_filters(render.array_to_tensor(img), {**recipe.params, AUTO_KEY: render.auto_curves(img)}),
+        np.uint8,
+    ).astype(int)
+    monkeypatch.setattr(render, "KINK_SEARCH_SIZES", tuple(range(29, 45)))
+    for search_above, searched in ((img.size, False), (render.KINK_SEARCH_PIXELS, True)):
+        monkeypatch.setattr(render, "KINK_SEARCH_PIXELS", search_above)
+        colour = render._Plan(img, recipe, render.WORK_SIDE, lut.DEFAULT_LUT_SIZE).colour
+        assert colour is not None and colour.kind == "lut"
+        if searched:
+            assert colour.kinks is None and colour.table.shape[0] in render.KINK_SEARCH_SIZES
+        else:
+            assert colour.kinks is not None and colour.table.shape[0] == 33
+            assert colour._flagged(img).mean() > 0.3  # the band this avoids
+        assert np.abs(render.render(img, recipe).astype(int) - exact).max() <= 1
