@@ -304,10 +304,16 @@ class _ColourMap:
             colours = check_colours(sample)
             exact = exact_colours(colours, params, stages)
             crossings = clip_crossings(params, stages) if eight_bit else []
-            for size in sorted(sizes):
+
+            def lattice(size: int) -> tuple[np.ndarray, np.ndarray, bool]:
+                """The ``size``³ LUT, what it gives the check colours, and whether that is within 1/255."""
                 table = build_lut(params, size, stages)
                 via = apply_lut_pil(colours.reshape(1, -1, 3), table).reshape(-1, 3)
-                if max_level_error(via, exact) <= 1:
+                return table, via, max_level_error(via, exact) <= 1
+
+            for size in sorted(sizes):
+                table, via, fits = lattice(size)
+                if fits:
                     self.table = table
                     break
                 # an auto stretch's clipping point: the narrowest band of levels around it that,
@@ -324,9 +330,8 @@ class _ColourMap:
             if self.kinks is not None and sample is not None:
                 flagged = self._flagged(sample).mean() * pixels  # pixels the band would compute exactly
                 for size in KINK_SEARCH_SIZES if flagged > KINK_SEARCH_PIXELS else ():
-                    table = build_lut(params, size, stages)
-                    via = apply_lut_pil(colours.reshape(1, -1, 3), table).reshape(-1, 3)
-                    if max_level_error(via, exact) <= 1:
+                    table, _, fits = lattice(size)
+                    if fits:
                         self.table, self.kinks = table, None
                         break
 
