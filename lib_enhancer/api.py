@@ -162,10 +162,14 @@ def get_scorer(
     )
 
 
+def _first_image(tensor: torch.Tensor) -> torch.Tensor:
+    """The first image of a ``(3, H, W)`` or ``(B, 3, H, W)`` tensor input, as ``(1, 3, H, W)``."""
+    return (tensor if tensor.dim() == 4 else tensor.unsqueeze(0))[:1]
+
+
 def _preview(adapted: _Adapted, side: int, device: str | torch.device | None) -> torch.Tensor:
     if adapted.tensor is not None:
-        x = adapted.tensor if adapted.tensor.dim() == 4 else adapted.tensor.unsqueeze(0)
-        x = x[:1]
+        x = _first_image(adapted.tensor)
         h, w = x.shape[-2:]
         scale = min(1.0, side / max(h, w))
         if scale < 1.0:
@@ -404,8 +408,7 @@ def _render_curves(adapted: _Adapted) -> AutoTables:
     from lib_enhancer.filters.pipeline import auto_of
 
     if adapted.tensor is not None:
-        x = adapted.tensor if adapted.tensor.dim() == 4 else adapted.tensor.unsqueeze(0)
-        return auto_of(x[:1].detach().float().cpu())
+        return auto_of(_first_image(adapted.tensor).detach().float().cpu())
     assert adapted.rgb is not None
     return auto_curves(adapted.rgb)
 

@@ -272,6 +272,12 @@ def kink_levels(crossings: Sequence[tuple[int, float]], size: int, band: float) 
     return flags
 
 
+def in_band(flags: np.ndarray, rgb8: np.ndarray) -> np.ndarray:
+    """Where 8-bit colours ``rgb8`` ``(..., 3)`` have a channel whose level ``flags`` ``(3, 256)``
+    marks (see :func:`kink_levels`): bool ``(...)``."""
+    return (flags[0][rgb8[..., 0]] | flags[1][rgb8[..., 1]] | flags[2][rgb8[..., 2]]).astype(bool)
+
+
 class _ColourMap:
     """A per-pixel colour transform (the global stage, and the creative colour filters), applied by
     the fastest path that stays within 1/255 of the exact chain: per-channel curves when the chain is
@@ -321,24 +327,19 @@ class _ColourMap:
                 # wider cells would leave more pixels to compute exactly than a finer one)
                 for band in KINK_BANDS if crossings and size > COARSE_LUT_SIZES[0] else ():
                     flags = kink_levels(crossings, size, band)
-                    exactly = flags[0][colours[:, 0]] | flags[1][colours[:, 1]] | flags[2][colours[:, 2]]
+                    exactly = in_band(flags, colours)
                     if max_level_error(np.where(exactly[:, None], exact, via), exact) <= 1:
                         self.table, self.kinks = table, flags.astype(np.uint8)
                         break
                 if self.table is not None:
                     break
             if self.kinks is not None and sample is not None:
-                flagged = self._flagged(sample).mean() * pixels  # pixels the band would compute exactly
+                flagged = in_band(self.kinks, sample).mean() * pixels  # pixels the band would compute exactly
                 for size in KINK_SEARCH_SIZES if flagged > KINK_SEARCH_PIXELS else ():
                     table, _, fits = lattice(size)
                     if fits:
                         self.table, self.kinks = table, None
                         break
-
-    def _flagged(self, rgb8: np.ndarray) -> np.ndarray:
-        """Where ``rgb8`` (``(..., 3)`` uint8) has a channel in the clipping band (bool, ``(...)``)."""
-        assert self.kinks is not None
-        return (self.kinks[0][rgb8[..., 0]] | self.kinks[1][rgb8[..., 1]] | self.kinks[2][rgb8[..., 2]]) > 0
 
     @property
     def kind(self) -> str:
