@@ -435,6 +435,7 @@ def _enhance_learned(
     """One forward pass of a learned model on the preview (optionally verified by the scorer, see
     :func:`~lib_enhancer.learned.modes.verified_edit`), applied once at full resolution."""
     import time
+    from concurrent.futures import ThreadPoolExecutor
 
     from lib_enhancer.filters.pipeline import apply_filters, precompute
     from lib_enhancer.learned.modes import (
@@ -474,8 +475,14 @@ def _enhance_learned(
         threshold = VERIFY_MIN_GAIN[mode] * score_span(module)
         edit, signed_after = verified_edit(candidates, [sign * v for v in scores[1:]], threshold)
         after = sign * signed_after
+    lut_image = None
     if edit.lut is not None:  # its recipe's start point uses the curves the render will read
-        edit = with_fitted_recipe(edit, preview, curves=_render_curves(adapted) if edit.start else None)
+        with ThreadPoolExecutor(1) as pool:
+            if adapted.rgb is not None:  # the LUT is final: PIL's C code applies it beside the fit
+                lut_image = pool.submit(apply_lut_array, adapted.rgb, edit.lut)
+            curves = _render_curves(adapted) if edit.start else None
+            edit = with_fitted_recipe(edit, preview, curves=curves)
+            lut_rgb = lut_image.result() if lut_image is not None else None
     params = final_params(edit)
     info = {
         "scorer": _scorer_name(scorer, module),
@@ -490,8 +497,7 @@ def _enhance_learned(
         with torch.no_grad():
             out_image = adapted.restore(apply_lut_torch(adapted.tensor, edit.lut))
     else:
-        assert adapted.rgb is not None
-        out_image = adapted.restore(apply_lut_array(adapted.rgb, edit.lut))
+        out_image = adapted.restore(lut_rgb)
     message = f"{mode}: one pass in {time.perf_counter() - start:.2f} s"
     if verify:
         fraction = edit.info["fraction"]

@@ -14,7 +14,8 @@
   per-channel affine transform ``out = a·in + b`` (guided-filter regression, He et al.), whose
   coefficient maps are upsampled bilinearly strip by strip and applied to the full-resolution pixels
   — the "process at low resolution, upsample the guidance" scheme of the fast guided filter and
-  HDRNet. Images up to the working size are filtered directly.
+  HDRNet. Images up to the working size are filtered directly, but for 8-bit images with only
+  per-pixel filters of at least :data:`COLOUR_MAP_MIN_PIXELS`, which the colour map renders faster.
 
 Peak extra memory is a few strips of float32 plus the working copy, whatever the image size.
 """
@@ -38,6 +39,7 @@ from lib_enhancer.lut import (
     apply_lut_pil,
     apply_lut_torch,
     build_lut,
+    chain_values,
     check_colours,
     exact_colours,
     for_each_strip,
@@ -64,6 +66,11 @@ KINK_BANDS = (1.0, 2.0, 3.0, 5.0, 8.0)  # levels either side of an auto stretch'
 # image, the search's does not.
 KINK_SEARCH_SIZES = tuple(range(18, 29))
 KINK_SEARCH_PIXELS = 100_000
+# An 8-bit image small enough to filter directly, with a per-pixel recipe, goes through the colour
+# map from this many pixels: the exact chain costs ~0.1 µs a pixel on this CPU (~25 ms for the
+# predictor's recipes on a 0.25 MP photo), planning a colour map ~5-15 ms and applying it ~1-20 ns
+# a pixel.
+COLOUR_MAP_MIN_PIXELS = 1 << 17
 
 
 def _max_value(dtype: np.dtype) -> float:
@@ -193,14 +200,16 @@ def _affine_radius(height: int, width: int) -> int:
     return max(1, round(min(height, width) / 512))
 
 
-def _pixel_sample(rgb: np.ndarray, count: int = 16384, seed: int = 0) -> np.ndarray | None:
-    """A seeded sample of an 8-bit image's own colours, ``(count, 3)`` (None for 16-bit images)."""
+def _pixel_sample(rgb: np.ndarray, count: int = 16384) -> np.ndarray | None:
+    """About ``count`` of an 8-bit image's own colours on a regular grid, ``(N, 3)`` (None for 16-bit).
+
+    A strided view and one small copy (~0.05 ms at 1 MP; random gathers of as many took ~1.7 ms).
+    """
     if rgb.dtype != np.uint8:
         return None
-    rng = np.random.default_rng(seed)
-    ys = rng.integers(0, rgb.shape[0], count)
-    xs = rng.integers(0, rgb.shape[1], count)
-    return rgb[ys, xs]
+    h, w = rgb.shape[:2]
+    step = max(1, int((h * w / count) ** 0.5))
+    return np.ascontiguousarray(rgb[step // 2 :: step, step // 2 :: step]).reshape(-1, 3)
 
 
 def _exact(x: Tensor, params: dict[str, float], stages: tuple[Stage, ...]) -> Tensor:
@@ -218,15 +227,27 @@ def separable_curves(
     brightness, tone curve, gamma and the per-channel creative filters are; contrast, saturation and
     friends are not. A chain that mixes channels is usually told by the first few hundred colours.
     """
-    ramp = np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1)
-    curves = np.ascontiguousarray(exact_colours(ramp, params, stages).T)
+    ramp = _grey_ramp()
+    curves = exact_colours(ramp, params, stages)
     colours = check_colours(sample)
     # random colours first (the image's own, or the probes' random tail), then the rest
     for probe in (colours[-QUICK_PROBES:], colours[:-QUICK_PROBES]):
-        via = np.stack([curves[c][probe[:, c]] for c in range(3)], axis=1)
-        if max_level_error(via, exact_colours(probe, params, stages)) > 1:
+        if _curves_if_separable(curves, probe, exact_colours(probe, params, stages)) is None:
             return None
-    return curves
+    return np.ascontiguousarray(curves.T)
+
+
+def _grey_ramp() -> np.ndarray:
+    return np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1)
+
+
+def _curves_if_separable(
+    ramp_values: np.ndarray, colours: np.ndarray, exact: np.ndarray
+) -> np.ndarray | None:
+    """The chain's values on the grey ramp ``(256, 3)`` as per-channel curves ``(3, 256)`` when they
+    give ``colours`` their ``exact`` values within 1/255, else ``None``."""
+    via = np.stack([ramp_values[colours[:, c], c] for c in range(3)], axis=1)
+    return np.ascontiguousarray(ramp_values.T) if max_level_error(via, exact) <= 1 else None
 
 
 def apply_curves_pil(rgb8: np.ndarray, curves: np.ndarray) -> np.ndarray:
@@ -297,49 +318,56 @@ class _ColourMap:
     ) -> None:
         self.params = params
         self.stages = stages
-        self.curves = separable_curves(params, stages, sample) if eight_bit else None
+        self.curves: np.ndarray | None = None
         self.table: np.ndarray | None = None
         self.kinks: np.ndarray | None = None  # (3, 256) uint8 flags of the levels computed exactly
-        if self.curves is None:
-            # 8-bit: the coarse lattices first (17³ is 7x cheaper to build than 33³ and enough for
-            # 6 of the predictor's 21 recipes on the held-out photos; applying costs the same),
-            # finer ones if needed. A steep curve near black (strong gamma) or a step
-            # (posterize) can defeat trilinear interpolation on any uniform lattice; then the exact
-            # chain is used.
-            sizes = {min(s, lut_size) for s in (*COARSE_LUT_SIZES, lut_size)} if eight_bit else {lut_size}
-            colours = check_colours(sample)
-            exact = exact_colours(colours, params, stages)
-            crossings = clip_crossings(params, stages) if eight_bit else []
+        # 8-bit: the coarse lattices first (17³ is 7x cheaper to build than 33³ and enough for 6 of
+        # the predictor's 21 recipes on the held-out photos; applying costs the same), finer ones if
+        # needed. A steep curve near black (strong gamma) or a step (posterize) can defeat trilinear
+        # interpolation on any uniform lattice; then the exact chain is used.
+        sizes = sorted({min(s, lut_size) for s in (*COARSE_LUT_SIZES, lut_size)} if eight_bit else {lut_size})
+        colours = check_colours(sample)
+        # one pass of the chain: the grey ramp (the curves, 8-bit), the check colours and the
+        # first lattice
+        ramp = _grey_ramp() if eight_bit else np.zeros((0, 3), np.uint8)
+        values, first_table = chain_values(params, stages, np.concatenate([ramp, colours]), sizes[0])
+        assert values is not None and first_table is not None
+        exact = values[len(ramp) :]
+        if eight_bit:
+            self.curves = _curves_if_separable(values[: len(ramp)], colours, exact)
+            if self.curves is not None:
+                return
+        crossings = clip_crossings(params, stages) if eight_bit else []
 
-            def lattice(size: int) -> tuple[np.ndarray, np.ndarray, bool]:
-                """The ``size``³ LUT, what it gives the check colours, and whether that is within 1/255."""
-                table = build_lut(params, size, stages)
-                via = apply_lut_pil(colours.reshape(1, -1, 3), table).reshape(-1, 3)
-                return table, via, max_level_error(via, exact) <= 1
+        def lattice(size: int) -> tuple[np.ndarray, np.ndarray, bool]:
+            """The ``size``³ LUT, what it gives the check colours, and whether that is within 1/255."""
+            table = first_table if size == sizes[0] else build_lut(params, size, stages)
+            via = apply_lut_pil(colours.reshape(1, -1, 3), table).reshape(-1, 3)
+            return table, via, max_level_error(via, exact) <= 1
 
-            for size in sorted(sizes):
-                table, via, fits = lattice(size)
+        for size in sizes:
+            table, via, fits = lattice(size)
+            if fits:
+                self.table = table
+                break
+            # an auto stretch's clipping point: the narrowest band of levels around it that,
+            # computed exactly, brings the rest within 1/255 (not on the smallest lattice, whose
+            # wider cells would leave more pixels to compute exactly than a finer one)
+            for band in KINK_BANDS if crossings and size > COARSE_LUT_SIZES[0] else ():
+                flags = kink_levels(crossings, size, band)
+                exactly = in_band(flags, colours)
+                if max_level_error(np.where(exactly[:, None], exact, via), exact) <= 1:
+                    self.table, self.kinks = table, flags.astype(np.uint8)
+                    break
+            if self.table is not None:
+                break
+        if self.kinks is not None and sample is not None:
+            flagged = in_band(self.kinks, sample).mean() * pixels  # pixels the band would compute exactly
+            for size in KINK_SEARCH_SIZES if flagged > KINK_SEARCH_PIXELS else ():
+                table, _, fits = lattice(size)
                 if fits:
-                    self.table = table
+                    self.table, self.kinks = table, None
                     break
-                # an auto stretch's clipping point: the narrowest band of levels around it that,
-                # computed exactly, brings the rest within 1/255 (not on the smallest lattice, whose
-                # wider cells would leave more pixels to compute exactly than a finer one)
-                for band in KINK_BANDS if crossings and size > COARSE_LUT_SIZES[0] else ():
-                    flags = kink_levels(crossings, size, band)
-                    exactly = in_band(flags, colours)
-                    if max_level_error(np.where(exactly[:, None], exact, via), exact) <= 1:
-                        self.table, self.kinks = table, flags.astype(np.uint8)
-                        break
-                if self.table is not None:
-                    break
-            if self.kinks is not None and sample is not None:
-                flagged = in_band(self.kinks, sample).mean() * pixels  # pixels the band would compute exactly
-                for size in KINK_SEARCH_SIZES if flagged > KINK_SEARCH_PIXELS else ():
-                    table, _, fits = lattice(size)
-                    if fits:
-                        self.table, self.kinks = table, None
-                        break
 
     @property
     def kind(self) -> str:
@@ -468,6 +496,15 @@ def _render_strip(rgb: np.ndarray, plan: _Plan, y0: int, y1: int) -> np.ndarray:
         return tensor_to_array(x, rgb.dtype)
 
 
+def _colour_map_pays(rgb: np.ndarray, recipe: Recipe) -> bool:
+    """Whether an image small enough to filter directly is rendered faster, within 1/255, by the
+    colour map: an 8-bit image of at least :data:`COLOUR_MAP_MIN_PIXELS` and a recipe whose filters
+    are all per-pixel (no local stage; the auto filters are per-pixel curves of the whole image)."""
+    if rgb.dtype != np.uint8 or rgb.shape[0] * rgb.shape[1] < COLOUR_MAP_MIN_PIXELS:
+        return False
+    return not recipe.stage_params("post") and set(recipe.stage_params("pre")) <= set(AUTO_NAMES)
+
+
 def render(
     rgb: np.ndarray,
     recipe: Recipe,
@@ -478,14 +515,16 @@ def render(
 ) -> np.ndarray:
     """Apply ``recipe`` to an ``(H, W, 3)`` uint8/uint16 array at full resolution (new array).
 
-    Images whose long side is at most ``work_side`` are filtered directly (exact); larger ones use
-    the LUT + guided-affine path described in the module docstring.
+    Images whose long side is at most ``work_side`` are filtered directly (exact) — unless the
+    colour map is faster (8-bit, at least :data:`COLOUR_MAP_MIN_PIXELS`, per-pixel filters only: then
+    within 1/255 of the exact chain); larger ones use the LUT + guided-affine path described in the
+    module docstring.
     """
     check_array(rgb)
     if recipe.is_identity:
         return rgb.copy()
     height, width = rgb.shape[:2]
-    if max(height, width) <= work_side:
+    if max(height, width) <= work_side and not _colour_map_pays(rgb, recipe):
         with torch.no_grad():
             out = apply_filters(array_to_tensor(rgb), recipe.params)
         return tensor_to_array(out, rgb.dtype)

@@ -562,3 +562,71 @@ def test_validate_params_messages():
     with pytest.raises(ValueError, match="finite"):
         validate_params({"exposure": float("nan")})
     assert validate_params({"exposure": 9.0}, clamp=True)["exposure"] == PARAMS_BY_NAME["exposure"].maximum
+
+
+def test_auto_tables_compute_each_part_when_first_used():
+    """Auto contrast alone reads only its bounds: the levels quantiles and the equalisation
+    histogram are computed when a recipe uses them, and then equal the eager values."""
+    x = _image(1, 40, 50, seed=3)
+    tables = auto.auto_tables(x)
+    assert tables._parts == [None, None, None]
+    out = auto.auto_tone(x, 1.0, 0.0, 0.0, tables)
+    assert tables._parts[0] is not None and tables._parts[1] is None and tables._parts[2] is None
+    values = auto._analysis_copy(x).flatten(-2)
+    eager = (auto.contrast_bounds(values), auto.levels_bounds(values), auto.equalize_table(values))
+    torch.testing.assert_close(out, auto.auto_tone(x, 1.0, 0.0, 0.0, eager), atol=0, rtol=0)
+    for lazy, want in zip(tables, eager, strict=True):  # iterating computes the rest
+        assert torch.equal(lazy, want)
+    assert len(tables) == 3 and "levels" in repr(tables)
+    a, b, c = auto.auto_tables(x)
+    assert torch.equal(a, eager[0])
+    assert torch.equal(b, eager[1]) and torch.equal(c, eager[2])
+
+
+def test_per_channel_steps_map_each_channel_alone_and_the_head_splits_the_chain():
+    """Every step PER_CHANNEL_STEPS names gives each channel the value that channel's level alone
+    gives it (so it can run on a LUT's axis); a mixing step does not; and the chain's per-channel
+    head followed by the rest is the whole chain."""
+    from lib_enhancer.filters.pipeline import PER_CHANNEL_STEPS, STEPS, per_channel_head
+
+    gen = torch.Generator().manual_seed(7)
+    colours = torch.rand(3, 512, 1, generator=gen)
+    values = {"auto_contrast": 0.7, "temperature": 0.3, "tint": -0.2, "exposure": 0.4, "blacks": 0.05}
+    values |= {"whites": -0.03, "black_g": 0.02, "white_b": 0.04, "gamma_r": 0.3, "brightness": 0.4}
+    values |= {"curve_1": 0.4, "curve_3": -0.3, "gamma": 1.3, "contrast": 0.4, "shadows": 0.3}
+    values |= {"highlights": -0.3, "saturation": 0.5, "vibrance": 0.4}
+    tables = auto.auto_tables(torch.rand(1, 3, 30, 40, generator=gen) * 0.6 + 0.2)
+    tested = set()
+    for names, _ in STEPS:
+        step = {n: values[n] for n in names if n in values}
+        if not step:
+            continue
+        step["_auto"] = tables
+        out = apply_filters(colours, step, clamp=False)
+        # each channel's output from a grey image of that channel's levels
+        alone = torch.stack(
+            [apply_filters(colours[c].expand(3, -1, -1), step, clamp=False)[c] for c in range(3)]
+        )
+        per_channel = torch.allclose(out, alone, atol=1e-6, rtol=0)
+        assert per_channel == (names[0] in PER_CHANNEL_STEPS), names
+        tested.add(names[0])
+    assert tested >= PER_CHANNEL_STEPS
+    head, rest = per_channel_head({**values, "_auto": tables}, ("pre", "global"))
+    assert set(head) == {"auto_contrast", "temperature", "tint", "exposure", "blacks", "whites"} | {
+        "black_g",
+        "white_b",
+        "gamma_r",
+        "brightness",
+        "_auto",
+    }
+    assert "contrast" in rest and "gamma" in rest and "_auto" not in rest
+    stages = ("pre", "global")
+    whole = apply_filters(colours, {**values, "_auto": tables}, stages=stages, clamp=False)
+    split = apply_filters(
+        apply_filters(colours, head, stages=stages, clamp=False), rest, stages=stages, clamp=False
+    )
+    torch.testing.assert_close(split, whole, atol=1e-6, rtol=0)
+    # without the mixing steps the per-channel tone curve and gamma join the head; never a creative step
+    smooth = {n: v for n, v in values.items() if n not in ("contrast", "shadows", "highlights")}
+    head, rest = per_channel_head({**smooth, "invert": 0.5}, ("global", "creative"))
+    assert {"curve_1", "gamma"} <= set(head) and "saturation" in rest and "invert" in rest

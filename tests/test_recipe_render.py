@@ -335,15 +335,24 @@ def test_neutral_creative_values_are_the_identity():
         {**SMOOTH, "detail": 0.4, **CREATIVE_LOOK, "vignette": 0.4},  # post stage between
     ],
 )
-def test_render_with_creative_equals_apply_filters(params):
-    """Small images are rendered exactly; large ones (colour map + strip vignette) within 1-2 levels."""
+def test_render_with_creative_equals_apply_filters(params, monkeypatch):
+    """Small images are rendered exactly; large ones (colour map + strip vignette) within 1-2 levels,
+    and so are images up to the working size from COLOUR_MAP_MIN_PIXELS when all filters are per-pixel."""
     small = synthetic_photo(60, 80)
+    assert small.shape[0] * small.shape[1] < render.COLOUR_MAP_MIN_PIXELS
     assert np.array_equal(render.render(small, Recipe(params)), _direct(small, params))
     img = synthetic_photo(200, 1300)
-    assert np.array_equal(render.render(img, Recipe(params), work_side=1300), _direct(img, params))
-    big = render.render(img, Recipe(params), work_side=512).astype(int)
     local = any(n in params for n in LOCAL)
-    err = np.abs(big - _direct(img, params).astype(int))
+    direct = _direct(img, params).astype(int)
+    unsplit = render.render(img, Recipe(params), work_side=1300).astype(int)
+    if local:  # filtered directly
+        assert np.array_equal(unsplit, direct)
+    else:  # 260k pixels: through the colour map, as a larger image
+        assert np.abs(unsplit - direct).max() <= 2, params
+        monkeypatch.setattr(render, "COLOUR_MAP_MIN_PIXELS", img.shape[0] * img.shape[1] + 1)
+        assert np.array_equal(render.render(img, Recipe(params), work_side=1300), direct)
+    big = render.render(img, Recipe(params), work_side=512).astype(int)
+    err = np.abs(big - direct)
     if not local:
         assert err.max() <= 2, params  # colour map within 1/255, the vignette's rounding within 1
     else:
@@ -486,3 +495,41 @@ def test_a_wide_clipping_band_gives_way_to_a_lattice_that_needs_none(monkeypatch
             assert colour.kinks is not None and colour.table.shape[0] == 33
             assert render.in_band(colour.kinks, img).mean() > 0.3  # the band this avoids
         assert np.abs(render.render(img, recipe).astype(int) - exact).max() <= 1
+
+
+def test_chain_values_in_one_pass_equal_the_separate_passes():
+    """The render evaluates the check colours and a lattice in one pass of the chain: the same
+    values as exact_colours and build_lut give alone (the chain is per-pixel)."""
+    colours = lut.check_colours(synthetic_photo(40, 50).reshape(-1, 3))
+    params = dict(TYPICAL)
+    exact, table = lut.chain_values(params, ("global",), colours, 17)
+    assert np.array_equal(exact, lut.exact_colours(colours, params))
+    np.testing.assert_allclose(table, lut.build_lut(params, 17), atol=1e-6, rtol=0)
+    assert lut.chain_values(params, ("global",), colours)[1] is None
+    assert lut.chain_values(params, ("global",), None, 9)[0] is None
+    with pytest.raises(ValueError, match="LUT size"):
+        lut.chain_values(params, ("global",), colours, 70)
+
+
+def test_pixel_sample_is_a_grid_of_the_image_own_colours():
+    img = synthetic_photo(300, 500)
+    sample = render._pixel_sample(img, 4096)
+    assert sample is not None and sample.shape[1] == 3 and 3000 <= len(sample) <= 6000
+    step = int((300 * 500 / 4096) ** 0.5)
+    assert np.array_equal(sample, img[step // 2 :: step, step // 2 :: step].reshape(-1, 3))
+    assert np.array_equal(
+        render._pixel_sample(img[:, ::-1], 4096), render._pixel_sample(img[:, ::-1].copy(), 4096)
+    )
+    assert render._pixel_sample(img.astype(np.uint16), 4096) is None
+
+
+def test_colour_map_for_small_images_only_when_all_filters_are_per_pixel():
+    img = synthetic_photo(400, 400)  # 160k pixels: above COLOUR_MAP_MIN_PIXELS
+    assert render._colour_map_pays(img, Recipe(SMOOTH))
+    assert render._colour_map_pays(img, Recipe({**SMOOTH, "auto_contrast": 1.0}))
+    assert not render._colour_map_pays(img, Recipe({**SMOOTH, "detail": 0.3}))
+    assert not render._colour_map_pays(img, Recipe({**SMOOTH, "dehaze": 0.3}))
+    assert not render._colour_map_pays(img.astype(np.uint16) * 257, Recipe(SMOOTH))
+    assert not render._colour_map_pays(img[:100], Recipe(SMOOTH))
+    out = render.render(img, Recipe({**SMOOTH, "auto_contrast": 1.0})).astype(int)
+    assert np.abs(out - _direct(img, {**SMOOTH, "auto_contrast": 1.0}).astype(int)).max() <= 1

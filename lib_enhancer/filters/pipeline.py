@@ -72,6 +72,14 @@ STEPS: tuple[tuple[tuple[str, ...], Callable[[Tensor, Mapping[str, ParamLike]], 
     *(((name,), _creative_step(name)) for name in creative.CREATIVE_FILTERS),
 )
 
+# The steps (by their first parameter) whose output channel depends on that channel's input alone:
+# on a LUT's lattice they run on its axis, 33 values, instead of on all its 33³ colours
+# (:func:`per_channel_head`, ``lut.build_lut``). Tested against the steps themselves.
+PER_CHANNEL_STEPS = frozenset(
+    {AUTO_NAMES[0], "temperature", "blacks", BLACK_NAMES[0], CHANNEL_GAMMA_NAMES[0], "brightness"}
+    | {CURVE_NAMES[0], "gamma"}
+)
+
 _STAGE_OF = {p.name: p.stage for p in PARAMS}
 _covered = [name for names, _ in STEPS for name in names]
 assert _covered == list(NEUTRAL), "every parameter of the table needs exactly one filter step, in table order"
@@ -112,6 +120,29 @@ def precompute(
     if names & set(AUTO_NAMES):
         out[AUTO_KEY] = auto_of(image)
     return out
+
+
+def per_channel_head(
+    params: Mapping[str, Any], stages: Iterable[Stage] = ALL_STAGES
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``params`` split into the chain's leading per-channel steps over ``stages`` (see
+    :data:`PER_CHANNEL_STEPS`; they stop at the first other step that runs, and before the creative
+    stage, which starts from a clamped image) and the rest. ``apply_filters(apply_filters(x, head),
+    rest)`` with ``clamp=False`` is ``apply_filters(x, params)``; the head maps each channel alone."""
+    wanted = set(stages)
+    full: dict[str, Any] = {**NEUTRAL, **params}
+    head: dict[str, Any] = {}
+    for names, _ in STEPS:
+        stage = _STAGE_OF[names[0]]
+        if stage not in wanted or _is_neutral(names, full):
+            continue
+        if names[0] not in PER_CHANNEL_STEPS or stage == "creative":
+            break
+        head.update({n: params[n] for n in names if n in params})
+    if AUTO_KEY in params and any(n in head for n in AUTO_NAMES):
+        head[AUTO_KEY] = params[AUTO_KEY]
+    rest = {n: v for n, v in params.items() if n not in head}
+    return head, rest
 
 
 def _is_neutral(names: Iterable[str], params: Mapping[str, ParamLike]) -> bool:

@@ -67,10 +67,38 @@ def bin_centres(bins: int) -> Tensor:
     return torch.stack([r, g, b], -1).reshape(-1, 3)
 
 
+class Conv3x3x3(nn.Conv3d):
+    """``nn.Conv3d(cin, cout, 3, stride, padding=1)`` (same weights and state dict) that, for inference
+    (no gradient), runs as **one** 2-D convolution over the depth slices with the three depth taps
+    stacked as input channels: the same sums in another order (within ~1e-6 relative), 2-3x faster on
+    this CPU than torch's 3-D convolution of these small volumes (the net's forward 9 -> ~4 ms).
+    Training keeps ``nn.Conv3d``'s own path, so ``train histogram`` reproduces the shipped weights."""
+
+    def __init__(self, cin: int, cout: int, stride: int = 1) -> None:
+        super().__init__(cin, cout, 3, stride=stride, padding=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if torch.is_grad_enabled():
+            return super().forward(x)
+        return conv3x3x3_as_2d(x, self.weight, self.bias, self.stride[0])
+
+
+def conv3x3x3_as_2d(x: Tensor, weight: Tensor, bias: Tensor | None, stride: int = 1) -> Tensor:
+    """``F.conv3d(x, weight, bias, stride, padding=1)`` for a ``(Cout, Cin, 3, 3, 3)`` ``weight``,
+    computed as one ``F.conv2d`` of the output's depth slices, each with its three input slices
+    stacked as channels (``(N·D', 3·Cin, H, W)``)."""
+    n, c, d, h, w = x.shape
+    depth = (d - 1) // stride + 1  # output slices (padding 1, kernel 3)
+    padded = F.pad(x, (0, 0, 0, 0, 1, 1))
+    taps = [padded[:, :, k : k + stride * (depth - 1) + 1 : stride] for k in range(3)]
+    cols = torch.cat(taps, 1).transpose(1, 2).reshape(n * depth, 3 * c, h, w)
+    flat = weight.transpose(1, 2).reshape(weight.shape[0], 3 * c, 3, 3)
+    out = F.conv2d(cols, flat, bias, stride=stride, padding=1)
+    return out.reshape(n, depth, *out.shape[1:]).transpose(1, 2)
+
+
 def _block(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv3d(cin, cout, 3, stride=stride, padding=1), nn.GroupNorm(min(4, cout), cout), nn.GELU()
-    )
+    return nn.Sequential(Conv3x3x3(cin, cout, stride), nn.GroupNorm(min(4, cout), cout), nn.GELU())
 
 
 class HistogramNet(nn.Module):
@@ -138,11 +166,13 @@ class HistogramNet(nn.Module):
     def predict(self, hist: Tensor) -> Tensor:
         """Predicted histograms (probabilities), same shape as ``hist``."""
         was = self.training
-        self.eval()
+        if was:  # (switching modes walks every submodule: ~0.35 ms each way)
+            self.eval()
         try:
             return self(hist).exp()
         finally:
-            self.train(was)
+            if was:
+                self.train()
 
 
 def kl_divergence(target: Tensor, log_pred: Tensor) -> Tensor:
