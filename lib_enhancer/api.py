@@ -435,9 +435,8 @@ def _enhance_learned(
     """One forward pass of a learned model on the preview (optionally verified by the scorer, see
     :func:`~lib_enhancer.learned.modes.verified_edit`), applied once at full resolution."""
     import time
-    from concurrent.futures import ThreadPoolExecutor
 
-    from lib_enhancer.filters.pipeline import apply_filters, precompute
+    from lib_enhancer.filters.pipeline import filtered_batch, precompute
     from lib_enhancer.learned.modes import (
         VERIFY_FRACTIONS,
         VERIFY_MIN_GAIN,
@@ -456,16 +455,17 @@ def _enhance_learned(
 
     reused = precompute(preview, [*edit.params, *edit.start])  # the auto curves, read once
 
-    def on_preview(e: Any) -> torch.Tensor:
-        if e.lut is not None:
-            return apply_lut_torch(preview, e.lut)
-        return apply_filters(preview, {**Recipe(final_params(e)).params, **reused})
+    def on_preview(batch: list[Any]) -> list[torch.Tensor]:
+        """The previews of candidates sharing their parameter names, in one pass of the filters."""
+        if batch[0].lut is not None:
+            return [apply_lut_torch(preview, e.lut) for e in batch]
+        return filtered_batch(preview, [Recipe(final_params(e)).params for e in batch], reused)
 
     # the start point is always scored (it is the scorer's reference); without verify the proposal
     # is kept whatever its score
     candidates = verify_candidates(edit, VERIFY_FRACTIONS[mode] if verify else (0.0, 1.0))
-    with torch.no_grad():
-        images = [on_preview(c) for c in candidates]
+    with torch.no_grad():  # the start point, then the proposal's fractions
+        images = [*on_preview(candidates[:1]), *on_preview(candidates[1:])]
         if hasattr(module, "set_reference"):  # clipping judged relative to the start (as in gradient)
             module.set_reference(images[0])
         # the input and every candidate in one batched scorer call
@@ -475,14 +475,8 @@ def _enhance_learned(
         threshold = VERIFY_MIN_GAIN[mode] * score_span(module)
         edit, signed_after = verified_edit(candidates, [sign * v for v in scores[1:]], threshold)
         after = sign * signed_after
-    lut_image = None
     if edit.lut is not None:  # its recipe's start point uses the curves the render will read
-        with ThreadPoolExecutor(1) as pool:
-            if adapted.rgb is not None:  # the LUT is final: PIL's C code applies it beside the fit
-                lut_image = pool.submit(apply_lut_array, adapted.rgb, edit.lut)
-            curves = _render_curves(adapted) if edit.start else None
-            edit = with_fitted_recipe(edit, preview, curves=curves)
-            lut_rgb = lut_image.result() if lut_image is not None else None
+        edit = with_fitted_recipe(edit, preview, curves=_render_curves(adapted) if edit.start else None)
     params = final_params(edit)
     info = {
         "scorer": _scorer_name(scorer, module),
@@ -497,7 +491,8 @@ def _enhance_learned(
         with torch.no_grad():
             out_image = adapted.restore(apply_lut_torch(adapted.tensor, edit.lut))
     else:
-        out_image = adapted.restore(lut_rgb)
+        assert adapted.rgb is not None
+        out_image = adapted.restore(apply_lut_array(adapted.rgb, edit.lut))
     message = f"{mode}: one pass in {time.perf_counter() - start:.2f} s"
     if verify:
         fraction = edit.info["fraction"]

@@ -321,6 +321,7 @@ class _ColourMap:
         self.curves: np.ndarray | None = None
         self.table: np.ndarray | None = None
         self.kinks: np.ndarray | None = None  # (3, 256) uint8 flags of the levels computed exactly
+        self._band_table: list[int] | None = None  # the flags as PIL point tables (band_pixels)
         # 8-bit: the coarse lattices first (17³ is 7x cheaper to build than 33³ and enough for 6 of
         # the predictor's 21 recipes on the held-out photos; applying costs the same), finer ones if
         # needed. A steep curve near black (strong gamma) or a step (posterize) can defeat trilinear
@@ -376,15 +377,29 @@ class _ColourMap:
     def _lut_array(self, rgb8: np.ndarray) -> np.ndarray:
         assert self.table is not None
         out = apply_lut_pil(rgb8, self.table)
-        if self.kinks is None:
-            return out
-        flags = apply_curves_pil(rgb8, self.kinks)
-        where = np.flatnonzero((flags[..., 0] | flags[..., 1] | flags[..., 2]).reshape(-1))
+        where = self.band_pixels(rgb8)
         if not where.size:
             return out
         out = out.copy()
-        out.reshape(-1, 3)[where] = exact_colours(rgb8.reshape(-1, 3)[where], self.params, self.stages)
+        self.fill_exact(rgb8, out, where)
         return out
+
+    def band_pixels(self, rgb8: np.ndarray) -> np.ndarray:
+        """Flat indices of the pixels of ``rgb8`` in the clipping band, which the LUT leaves to the
+        exact chain (:meth:`fill_exact`); empty without a band. PIL's C code flags them: the band's
+        levels map to 255 per channel and the grey conversion is non-zero wherever one is."""
+        if self.kinks is None:
+            return np.zeros(0, dtype=np.intp)
+        from PIL import Image
+
+        if self._band_table is None:
+            self._band_table = (self.kinks.astype(np.uint8) * 255).reshape(-1).tolist()
+        flags = Image.fromarray(np.ascontiguousarray(rgb8), "RGB").point(self._band_table).convert("L")
+        return np.flatnonzero(np.asarray(flags))
+
+    def fill_exact(self, rgb8: np.ndarray, out: np.ndarray, where: np.ndarray) -> None:
+        """Set the pixels ``where`` (flat indices) of ``out`` to the exact chain of ``rgb8``'s."""
+        out.reshape(-1, 3)[where] = exact_colours(rgb8.reshape(-1, 3)[where], self.params, self.stages)
 
     def array(self, rgb8: np.ndarray) -> np.ndarray:
         """8-bit ``(h, w, 3)`` in, 8-bit out."""
@@ -473,13 +488,23 @@ class _Plan:
                 self.post_maps = fit_affine(graded, filtered, radius)
 
 
-def _render_strip(rgb: np.ndarray, plan: _Plan, y0: int, y1: int) -> np.ndarray:
+def _render_strip(
+    rgb: np.ndarray, plan: _Plan, y0: int, y1: int, band: list[np.ndarray] | None = None
+) -> np.ndarray:
+    """Rows ``y0:y1`` rendered. ``band``: where a colour-only 8-bit render without vignette leaves
+    the pixels of a LUT's clipping band to the caller (their flat indices in the whole image are
+    appended; :func:`render` computes them in one pass of the exact chain after the strips)."""
     height, width = rgb.shape[:2]
     part = rgb[y0:y1]
     eight_bit = rgb.dtype == np.uint8
     if plan.pre_maps is None and plan.post_maps is None and (eight_bit or plan.colour is None):
         # colour only: 8-bit in, 8-bit out, no float copy
-        out = plan.colour.array(part) if plan.colour is not None else part
+        colour = plan.colour
+        if band is not None and colour is not None and colour.kind == "lut" and not plan.vignette:
+            assert colour.table is not None
+            band.append(colour.band_pixels(part) + y0 * width)
+            return apply_lut_pil(part, colour.table)
+        out = colour.array(part) if colour is not None else part
         return _vignette_array(out, plan.vignette, (y0, y1), height) if plan.vignette else out
     with torch.no_grad():
         x = array_to_tensor(part)
@@ -530,11 +555,18 @@ def render(
         return tensor_to_array(out, rgb.dtype)
     plan = _Plan(rgb, recipe, work_side, lut_size)
     out = np.empty_like(rgb)
+    band: list[np.ndarray] = []  # a LUT's clipping-band pixels, computed exactly after the strips
 
     def run(y0: int, y1: int) -> None:
-        out[y0:y1] = _render_strip(rgb, plan, y0, y1)
+        out[y0:y1] = _render_strip(rgb, plan, y0, y1, band)
 
+    # the strips' threads run PIL's C code only; the band goes through the filters (torch) once,
+    # here, rather than on every strip's thread
     for_each_strip(height, width, run, threads or min(4, os.cpu_count() or 1), STRIP_PIXELS)
+    where = np.concatenate(band) if band else np.zeros(0, dtype=np.intp)
+    if where.size:
+        assert plan.colour is not None
+        plan.colour.fill_exact(rgb, out, where)
     return out
 
 

@@ -630,3 +630,23 @@ def test_per_channel_steps_map_each_channel_alone_and_the_head_splits_the_chain(
     smooth = {n: v for n, v in values.items() if n not in ("contrast", "shadows", "highlights")}
     head, rest = per_channel_head({**smooth, "invert": 0.5}, ("global", "creative"))
     assert {"curve_1", "gamma"} <= set(head) and "saturation" in rest and "invert" in rest
+
+
+def test_filtered_batch_gives_each_param_set_its_own_pass():
+    """The learned modes' scorer check filters the proposal's fractions in one batched pass: each
+    result is what its own pass gives, a value all sets share stays a number (a step neutral in all
+    of them is skipped), and sets naming other parameters are filtered one by one."""
+    from lib_enhancer.filters.pipeline import filtered_batch, precompute
+
+    x = _image(1, 24, 30, seed=5)
+    full = {"auto_contrast": 1.0, "exposure": 0.3, "tint": -0.2, "contrast": 0.25, "saturation": 0.4}
+    full |= {"gamma": 1.2, "curve_2": -0.3, "vibrance": 0.0}
+    half = {n: (v if n == "auto_contrast" else v / 2) for n, v in full.items()}
+    reused = precompute(x, full)
+    got = filtered_batch(x, [half, full], reused)
+    for out, params in zip(got, (half, full), strict=True):
+        assert out.shape == x.shape
+        torch.testing.assert_close(out, apply_filters(x, {**params, **reused}), atol=1e-6, rtol=0)
+    start = filtered_batch(x, [{"auto_contrast": 1.0}, full], reused)
+    torch.testing.assert_close(start[0], apply_filters(x, {"auto_contrast": 1.0, **reused}), atol=0, rtol=0)
+    assert len(filtered_batch(x, [full], reused)) == 1

@@ -467,6 +467,11 @@ def test_auto_stretch_clip_points_are_computed_exactly_and_the_rest_by_the_lut()
     # without the exact cells the LUT alone is off by more near the black point
     unpatched = lut.apply_lut_pil(img, colour.table).astype(int)
     assert np.abs(unpatched - exact.astype(int)).max() > 1
+    # PIL's flags of the band are the levels' flags; the band is computed after the strips (one
+    # pass of the chain) or within a strip (before a vignette): the same image
+    where = colour.band_pixels(img)
+    assert where.size and np.array_equal(where, np.flatnonzero(render.in_band(colour.kinks, img)))
+    assert np.array_equal(colour.array(img), render.render(img, Recipe(params), work_side=512))
 
 
 def test_a_wide_clipping_band_gives_way_to_a_lattice_that_needs_none(monkeypatch):

@@ -9,7 +9,7 @@ output is clamped), then the vignette strip by strip — and this exact chain ag
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -194,3 +194,23 @@ def apply_filters(
     if clamp and out is not image:
         out = out.clamp(0.0, 1.0)
     return out
+
+
+def filtered_batch(
+    image: Tensor, param_sets: Sequence[Mapping[str, ParamLike]], fixed: Mapping[str, Any] | None = None
+) -> list[Tensor]:
+    """``apply_filters(image, {**params, **fixed})`` for each of ``param_sets`` (``image``: one
+    ``(1, 3, H, W)``), in one batched pass when the sets name the same parameters (a value all sets
+    share stays a plain number, so a step neutral in all of them is still skipped); else one pass
+    each. Each result is the one its own pass gives (per-pixel float arithmetic, tested)."""
+    sets = [dict(p) for p in param_sets]
+    extra = dict(fixed or {})
+    if len(sets) < 2 or any(set(p) != set(sets[0]) for p in sets[1:]):
+        return [apply_filters(image, {**p, **extra}) for p in sets]
+    batched: dict[str, Any] = {}
+    for name in sets[0]:
+        values = [p[name] for p in sets]
+        same = all(isinstance(v, (int, float)) and v == values[0] for v in values)
+        batched[name] = values[0] if same else torch.tensor([float(v) for v in values], dtype=image.dtype)
+    out = apply_filters(image.expand(len(sets), -1, -1, -1), {**batched, **extra})
+    return list(out.split(1))
