@@ -11,6 +11,7 @@ benchmark's held-out photos, so the benchmark's learned rows stay an unbiased te
 Same degradations and metrics as ``bench/quality.py`` (1 MP, 6 degradations + ``none`` per photo).
 
 Run: .venv/bin/python bench/learned_verify.py [--per-photo 6] [--results bench/results/learned_verify.md]
+     [--model PATH (the predict mode's weights; default: the shipped ones)] [--modes predict,...]
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ for path in (REPO, REPO / "bench"):
 import quality as Q  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "learned_verify.md"
+MODES = ("gradient", "predict", "histogram")  # the rows --modes can pick
 MIN_GAINS = (0.0, 1e-5, 1e-4, 1e-3)  # fractions of the scorer's range tried for each mode
 # the fractions of the way to the proposal the scorer compares, tried for predict (shipped min gain)
 PREDICT_FRACTIONS = ((0.0, 0.5, 1.0), (0.0, 0.25, 0.5, 0.75, 1.0), (0.0, 0.5, 1.0, 1.5), (0.0, 1.0, 1.5, 2.0))
@@ -75,9 +77,12 @@ def measure(
     )
 
 
-def variants() -> list[tuple[str, str, str, Callable[[np.ndarray], np.ndarray]]]:
+def variants(
+    model: str | None = None, modes: tuple[str, ...] = MODES
+) -> list[tuple[str, str, str, Callable[[np.ndarray], np.ndarray]]]:
     """(label, min gain cell, fractions cell, run) for gradient, each learned mode unverified and at
-    each min gain (the shipped fractions), and predict at each of :data:`PREDICT_FRACTIONS`."""
+    each min gain (the shipped fractions), and predict at each of :data:`PREDICT_FRACTIONS`; only
+    the rows of ``modes``. ``model``: the predict mode's weights (default: the shipped ones)."""
     from lib_enhancer.api import enhance
     from lib_enhancer.learned.modes import VERIFY_FRACTIONS, VERIFY_MIN_GAIN
 
@@ -90,8 +95,10 @@ def variants() -> list[tuple[str, str, str, Callable[[np.ndarray], np.ndarray]]]
                 VERIFY_MIN_GAIN[mode] = gain
             if fractions is not None:
                 VERIFY_FRACTIONS[mode] = fractions
+            weights = model if mode == "predict" else None
             try:
-                return np.asarray(enhance(image, scorer="natural", seed=0, mode=mode, verify=verify).image)
+                result = enhance(image, scorer="natural", seed=0, mode=mode, verify=verify, model=weights)
+                return np.asarray(result.image)
             finally:
                 VERIFY_MIN_GAIN.update(saved[0])
                 VERIFY_FRACTIONS.update(saved[1])
@@ -106,6 +113,8 @@ def variants() -> list[tuple[str, str, str, Callable[[np.ndarray], np.ndarray]]]
         ("gradient (`ours`)", "–", "–", lambda im: np.asarray(enhance(im, scorer="natural", seed=0).image))
     ]
     for mode in ("predict", "histogram"):
+        if mode not in modes:
+            continue
         out.append((f"{mode}, verify=False", "–", "–", run_with(mode, False)))
         for gain in MIN_GAINS:
             chosen = " **(shipped)**" if gain == VERIFY_MIN_GAIN[mode] else ""
@@ -117,7 +126,7 @@ def variants() -> list[tuple[str, str, str, Callable[[np.ndarray], np.ndarray]]]
                     run_with(mode, True, gain),
                 )
             )
-    for fractions in PREDICT_FRACTIONS:
+    for fractions in PREDICT_FRACTIONS if "predict" in modes else ():
         if fractions != VERIFY_FRACTIONS["predict"]:  # the shipped set is a row above
             out.append(
                 (
@@ -127,7 +136,7 @@ def variants() -> list[tuple[str, str, str, Callable[[np.ndarray], np.ndarray]]]
                     run_with("predict", True, fractions=fractions),
                 )
             )
-    return out
+    return out if "gradient" in modes else out[1:]
 
 
 def main() -> int:
@@ -135,14 +144,21 @@ def main() -> int:
     ap.add_argument("--per-photo", type=int, default=6, help="degradations per photo (default 6)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--results", default=str(RESULTS), help="Markdown output ('' to skip)")
+    ap.add_argument("--model", default=None, help="the predict mode's weights (default: the shipped ones)")
+    ap.add_argument(
+        "--modes", default=",".join(MODES), help=f"comma-separated rows to run (default: {','.join(MODES)})"
+    )
     args = ap.parse_args()
+    modes = tuple(m.strip() for m in args.modes.split(",") if m.strip())
+    if unknown := set(modes) - set(MODES):
+        ap.error(f"--modes: unknown {', '.join(sorted(unknown))}; choose from {', '.join(MODES)}")
 
     import torch
 
     photos = validation_photos()
     cases = Q.make_cases(len(photos), args.per_photo, args.seed)
     rows = []
-    for label, gain, fractions, run in variants():
+    for label, gain, fractions, run in variants(args.model, modes):
         run(photos[0][1][:64, :64].copy())  # load the models outside the timing
         p, de, none, sec = measure(run, photos, cases)
         rows.append([label, gain, fractions, f"{p:.2f}", f"{de:.2f}", f"{none:.2f}", f"{sec:.3f}"])
@@ -156,7 +172,7 @@ def main() -> int:
             f"({', '.join(n for n, _ in photos)}) at 1 MP, {n_degraded} degraded cases + "
             f"{len(photos)} undegraded (`none`), seed {args.seed}; {platform.machine()}, "
             f"{torch.get_num_threads()} torch threads. Never trained on, and not the quality benchmark's "
-            "held-out photos._",
+            "held-out photos." + (f" `predict` model: `{args.model}`." if args.model else "") + "_",
             "",
             "The scorer (built-in `natural`) picks among the model's start point and the proposal "
             "taken some fractions of the way (0 = the start point, 1 = the proposal, 1.5 = half as far "

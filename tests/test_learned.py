@@ -221,6 +221,29 @@ def test_saved_and_loaded_models_give_identical_outputs(tmp_path: Path) -> None:
         read_model(tmp_path / "junk.safetensors")
 
 
+def test_weights_that_do_not_fit_the_config_give_a_one_line_error(tmp_path: Path) -> None:
+    model = RecipePredictor(side=32, width=8, hidden=16, prior={"auto_contrast": 1.0})
+    cases = {
+        "wide.safetensors": ({**model.config, "width": 16}, "weights do not match the config .wrong shape: "),
+        "nameless.safetensors": (
+            {k: v for k, v in model.config.items() if k != "names"},
+            "bad recipe model config",
+        ),
+    }
+    for name, (config, message) in cases.items():
+        path = save_model(model, config, tmp_path / name)
+        with pytest.raises(ValueError, match=message) as info:
+            load_predictor(path)
+        assert "\n" not in str(info.value) and name in str(info.value), str(info.value)
+    save_model(
+        torch.nn.ParameterDict({"extra": torch.nn.Parameter(torch.zeros(1))}),
+        model.config,
+        tmp_path / "x.safetensors",
+    )
+    with pytest.raises(ValueError, match=r"missing: .*unexpected: extra"):
+        load_predictor(tmp_path / "x.safetensors")
+
+
 # ---- training -----------------------------------------------------------------------------------
 
 
@@ -570,3 +593,22 @@ def test_blend_lut_moves_from_the_identity_to_the_table() -> None:
     np.testing.assert_allclose(blend_lut(table, 0.25), ident + 0.25 * (table - ident), atol=1e-7)
     with pytest.raises(ValueError, match="strength"):
         blend_lut(table, 1.5)
+
+
+@pytest.mark.parametrize(
+    ("cin", "cout", "side", "stride"), [(4, 8, 16, 1), (8, 16, 16, 2), (16, 32, 7, 2), (3, 5, 5, 1)]
+)
+def test_histogram_net_convolution_as_2d_equals_conv3d(cin: int, cout: int, side: int, stride: int) -> None:
+    """Inference runs the 3x3x3 convolutions as one 2-D convolution of stacked depth taps: the same
+    values as torch's conv3d (other summation order), and training keeps conv3d's own path."""
+    gen = torch.Generator().manual_seed(cin * side + stride)
+    x = torch.randn(2, cin, side, side + 1, side + 2, generator=gen)
+    conv = H.Conv3x3x3(cin, cout, stride)
+    want = torch.nn.functional.conv3d(x, conv.weight, conv.bias, stride=stride, padding=1)
+    with torch.no_grad():
+        got = conv(x)
+    assert got.shape == want.shape
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    assert torch.equal(conv(x), want)  # with gradients: conv3d itself (training reproduces the weights)
+    net = H.HistogramNet()
+    assert all(type(m) is not torch.nn.Conv3d or m.kernel_size == (1, 1, 1) for m in net.modules())

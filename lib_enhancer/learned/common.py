@@ -91,9 +91,28 @@ def load_model(path: str, kind: str, build: Callable[[dict[str, Any]], torch.nn.
     state, config = read_model(path)
     if config.get("kind") != kind:
         raise ValueError(f"{path}: not a {kind} model (kind {config.get('kind')!r})")
-    model = build(config)
+    try:
+        model = build(config)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"{path}: bad {kind} model config ({type(exc).__name__}: {exc})") from None
+    problem = state_mismatch(model.state_dict(), state)
+    if problem:
+        raise ValueError(f"{path}: weights do not match the config ({problem})")
     model.load_state_dict(state)
     return model.eval()
+
+
+def state_mismatch(expected: Mapping[str, Tensor], found: Mapping[str, Tensor]) -> str:
+    """One line saying how ``found`` weights differ from a model's ``expected`` ones ('' if they fit)."""
+
+    def some(keys: set[str]) -> str:
+        first = sorted(keys)[:2]
+        return ", ".join(first) + (f" and {len(keys) - 2} more" if len(keys) > 2 else "")
+
+    missing, unexpected = set(expected) - set(found), set(found) - set(expected)
+    shapes = {k for k in set(expected) & set(found) if expected[k].shape != found[k].shape}
+    named = (("missing", missing), ("unexpected", unexpected), ("wrong shape", shapes))
+    return "; ".join(f"{what}: {some(keys)}" for what, keys in named if keys)
 
 
 def write_json(path: str | os.PathLike[str], data: Mapping[str, Any]) -> Path:
