@@ -44,6 +44,17 @@ def test_split_table_ratios_against_gradient():
     assert "0.05 (1/20.0)" in histogram and "✅" in histogram
 
 
+def test_before_after_table_ratios_within_each_version():
+    bench = _bench()
+    mean = np.array(
+        [[0.4, 0.05, 0.04], [0.38, 0.038, 0.03]]
+    )  # (before, after) x (gradient, predict, histogram)
+    table = bench.before_after_table(mean, Path("/tmp/base"), 21, 3)
+    predict = next(line for line in table if line.startswith("| predict"))
+    assert "| 0.050 | 0.038 | 0.76 |" in predict and "(1/8.0)" in predict and "(1/10.0)" in predict
+    assert any("21 cases, each timed 3×" in line for line in table)
+
+
 def test_recipe_fit_bench_compares_the_shipped_fit_with_adam():
     """bench/recipe_fit.py's baseline fit runs on the same inputs, and the shipped Levenberg–Marquardt
     fit is closer to a LUT than it (on a LUT made from a known recipe)."""
