@@ -541,6 +541,12 @@ def cmd_train_learned(args: argparse.Namespace) -> int:
     sources = photos.select(sources, exclude=args.exclude)
     if not sources:
         raise UsageError("no training photos found (give --photos DIR, or install mate-backgrounds)")
+    if not args.photos and (missing := photos.missing_sources(everything)):
+        print(
+            f"note: the built-in photo set is partial ({len(sources)} training, {len(val)} validation "
+            f"photos); for all of it: {'; '.join(missing)}",
+            file=sys.stderr,
+        )
     config = TrainConfig(
         kind=args.kind,
         out_dir=str(args.out),

@@ -612,3 +612,15 @@ def test_histogram_net_convolution_as_2d_equals_conv3d(cin: int, cout: int, side
     assert torch.equal(conv(x), want)  # with gradients: conv3d itself (training reproduces the weights)
     net = H.HistogramNet()
     assert all(type(m) is not torch.nn.Conv3d or m.kernel_size == (1, 1, 1) for m in net.modules())
+
+
+def test_a_partial_builtin_photo_set_is_named_with_its_install_commands() -> None:
+    def photo(name: str) -> tuple[str, object]:
+        return (name, lambda: None)
+
+    full = [photo(f"{g}/x") for g in P.SOURCE_PACKAGES]
+    assert P.missing_sources(full) == []
+    partial = [photo("mate/Aqua"), photo("skimage/coffee"), photo("sklearn/flower")]
+    missing = P.missing_sources(partial)
+    assert missing == [P.SOURCE_PACKAGES["lomiri"], P.SOURCE_PACKAGES["plasma"]]
+    assert all(m.startswith("apt-get install") for m in missing)

@@ -104,6 +104,24 @@ def _file_loader(path: str) -> Callable[[], np.ndarray]:
     return load
 
 
+# where each group of the built-in set comes from, for the note on a partial set
+SOURCE_PACKAGES = {
+    "mate": "apt-get install mate-backgrounds",
+    "lomiri": "apt-get install lomiri-wallpapers-16.04 lomiri-wallpapers-20.04",
+    "plasma": "apt-get install plasma-workspace-wallpapers",
+    "skimage": "pip install scikit-image",
+    "sklearn": "pip install scikit-learn",
+}
+
+
+def missing_sources(found: Sequence[PhotoSource]) -> list[str]:
+    """The install commands of the built-in set's groups with no photo in ``found`` (its
+    :func:`builtin_photos`): training on a partial set runs, but on fewer photos than the shipped
+    models' cards list, and the validation photos may be missing."""
+    groups = {name.split("/", 1)[0] for name, _ in found}
+    return [command for group, command in SOURCE_PACKAGES.items() if group not in groups]
+
+
 def builtin_photos() -> list[PhotoSource]:
     """``(name, loader)`` for the offline photo set (names like ``mate/Aqua``, ``skimage/coffee``)."""
     found: list[PhotoSource] = []
