@@ -33,7 +33,13 @@ import torch.nn.functional as F
 from lib_enhancer.filters.auto import ANALYSIS_SIDE, AutoTables
 from lib_enhancer.filters.creative import vignette_gain
 from lib_enhancer.filters.local import box_filter
-from lib_enhancer.filters.pipeline import AUTO_KEY, SPATIAL_CREATIVE, apply_filters, auto_of
+from lib_enhancer.filters.pipeline import (
+    AUTO_KEY,
+    SPATIAL_CREATIVE,
+    apply_filters,
+    auto_of,
+    is_per_channel,
+)
 from lib_enhancer.lut import (
     DEFAULT_LUT_SIZE,
     apply_lut_pil,
@@ -327,6 +333,11 @@ class _ColourMap:
         # needed. A steep curve near black (strong gamma) or a step (posterize) can defeat trilinear
         # interpolation on any uniform lattice; then the exact chain is used.
         sizes = sorted({min(s, lut_size) for s in (*COARSE_LUT_SIZES, lut_size)} if eight_bit else {lut_size})
+        if eight_bit and is_per_channel(params, stages):
+            # every step maps each channel alone (tested for each such step): the grey ramp's
+            # values are the chain on every colour, nothing to check
+            self.curves = np.ascontiguousarray(exact_colours(_grey_ramp(), params, stages).T)
+            return
         colours = check_colours(sample)
         # one pass of the chain: the grey ramp (the curves, 8-bit), the check colours and the
         # first lattice

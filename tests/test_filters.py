@@ -650,3 +650,14 @@ def test_filtered_batch_gives_each_param_set_its_own_pass():
     start = filtered_batch(x, [{"auto_contrast": 1.0}, full], reused)
     torch.testing.assert_close(start[0], apply_filters(x, {"auto_contrast": 1.0, **reused}), atol=0, rtol=0)
     assert len(filtered_batch(x, [full], reused)) == 1
+
+
+def test_a_chain_of_per_channel_steps_is_told_without_evaluating_it():
+    from lib_enhancer.filters.pipeline import is_per_channel
+
+    assert is_per_channel({"auto_contrast": 1.0, "exposure": 0.3, "gamma_g": 0.2}, ("pre", "global"))
+    assert is_per_channel({"exposure": 0.3, "curve_2": 0.4, "gamma": 1.3}, ("global",))
+    assert is_per_channel({"exposure": 0.3, "contrast": 0.0}, ("global",))  # neutral: skipped
+    assert not is_per_channel({"exposure": 0.3, "contrast": 0.2}, ("global",))
+    assert not is_per_channel({"exposure": 0.3, "invert": 0.5}, ("global", "creative"))  # after a clamp
+    assert is_per_channel({"exposure": 0.3, "detail": 0.5}, ("global",))  # a stage that does not run

@@ -145,6 +145,14 @@ def per_channel_head(
     return head, rest
 
 
+def is_per_channel(params: Mapping[str, Any], stages: Iterable[Stage] = ALL_STAGES) -> bool:
+    """Whether every step of the chain that runs over ``stages`` with ``params`` maps each channel
+    alone (:data:`PER_CHANNEL_STEPS`): then three curves are the whole chain, exactly."""
+    wanted = set(stages)
+    _, rest = per_channel_head(params, wanted)
+    return _is_neutral([n for n in rest if n in NEUTRAL and _STAGE_OF[n] in wanted], rest)
+
+
 def _is_neutral(names: Iterable[str], params: Mapping[str, ParamLike]) -> bool:
     """True when every named value is a plain number equal to its neutral (tensors never are)."""
     for name in names:
