@@ -233,8 +233,9 @@ def separable_curves(
     brightness, tone curve, gamma and the per-channel creative filters are; contrast, saturation and
     friends are not. A chain that mixes channels is usually told by the first few hundred colours.
     """
-    ramp = _grey_ramp()
-    curves = exact_colours(ramp, params, stages)
+    if is_per_channel(params, stages):
+        return _ramp_curves(params, stages)
+    curves = exact_colours(_grey_ramp(), params, stages)
     colours = check_colours(sample)
     # random colours first (the image's own, or the probes' random tail), then the rest
     for probe in (colours[-QUICK_PROBES:], colours[:-QUICK_PROBES]):
@@ -245,6 +246,13 @@ def separable_curves(
 
 def _grey_ramp() -> np.ndarray:
     return np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1)
+
+
+def _ramp_curves(params: Mapping[str, float], stages: tuple[Stage, ...]) -> np.ndarray:
+    """The chain on the grey ramp as per-channel 8-bit curves ``(3, 256)``: the whole chain, exactly,
+    when every step maps each channel alone (:func:`~lib_enhancer.filters.pipeline.is_per_channel`;
+    tested for each such step), so nothing needs checking."""
+    return np.ascontiguousarray(exact_colours(_grey_ramp(), params, stages).T)
 
 
 def _curves_if_separable(
@@ -334,9 +342,7 @@ class _ColourMap:
         # interpolation on any uniform lattice; then the exact chain is used.
         sizes = sorted({min(s, lut_size) for s in (*COARSE_LUT_SIZES, lut_size)} if eight_bit else {lut_size})
         if eight_bit and is_per_channel(params, stages):
-            # every step maps each channel alone (tested for each such step): the grey ramp's
-            # values are the chain on every colour, nothing to check
-            self.curves = np.ascontiguousarray(exact_colours(_grey_ramp(), params, stages).T)
+            self.curves = _ramp_curves(params, stages)
             return
         colours = check_colours(sample)
         # one pass of the chain: the grey ramp (the curves, 8-bit), the check colours and the
@@ -385,11 +391,16 @@ class _ColourMap:
     def kind(self) -> str:
         return "curves" if self.curves is not None else "lut" if self.table is not None else "exact"
 
-    def _lut_array(self, rgb8: np.ndarray) -> np.ndarray:
+    def _lut_array(
+        self, rgb8: np.ndarray, band: list[np.ndarray] | None = None, offset: int = 0
+    ) -> np.ndarray:
         assert self.table is not None
         out = apply_lut_pil(rgb8, self.table)
         where = self.band_pixels(rgb8)
         if not where.size:
+            return out
+        if band is not None:  # left to the caller, with the other strips' (see render)
+            band.append(where + offset)
             return out
         out = out.copy()
         self.fill_exact(rgb8, out, where)
@@ -412,12 +423,13 @@ class _ColourMap:
         """Set the pixels ``where`` (flat indices) of ``out`` to the exact chain of ``rgb8``'s."""
         out.reshape(-1, 3)[where] = exact_colours(rgb8.reshape(-1, 3)[where], self.params, self.stages)
 
-    def array(self, rgb8: np.ndarray) -> np.ndarray:
-        """8-bit ``(h, w, 3)`` in, 8-bit out."""
+    def array(self, rgb8: np.ndarray, band: list[np.ndarray] | None = None, offset: int = 0) -> np.ndarray:
+        """8-bit ``(h, w, 3)`` in, 8-bit out. ``band``: a LUT's clipping-band pixels are not computed
+        here but their flat indices (plus ``offset``) appended, for :meth:`fill_exact` later."""
         if self.curves is not None:
             return apply_curves_pil(rgb8, self.curves)
         if self.table is not None:
-            return self._lut_array(rgb8)
+            return self._lut_array(rgb8, band, offset)
         return tensor_to_array(_exact(array_to_tensor(rgb8), self.params, self.stages), np.uint8)
 
     def tensor(self, x: Tensor, eight_bit: bool) -> Tensor:
@@ -510,12 +522,10 @@ def _render_strip(
     eight_bit = rgb.dtype == np.uint8
     if plan.pre_maps is None and plan.post_maps is None and (eight_bit or plan.colour is None):
         # colour only: 8-bit in, 8-bit out, no float copy
-        colour = plan.colour
-        if band is not None and colour is not None and colour.kind == "lut" and not plan.vignette:
-            assert colour.table is not None
-            band.append(colour.band_pixels(part) + y0 * width)
-            return apply_lut_pil(part, colour.table)
-        out = colour.array(part) if colour is not None else part
+        if plan.colour is None:
+            out = part
+        else:  # a vignette needs the band's pixels before it
+            out = plan.colour.array(part, None if plan.vignette else band, y0 * width)
         return _vignette_array(out, plan.vignette, (y0, y1), height) if plan.vignette else out
     with torch.no_grad():
         x = array_to_tensor(part)

@@ -606,12 +606,19 @@ def test_histogram_net_convolution_as_2d_equals_conv3d(cin: int, cout: int, side
     conv = H.Conv3x3x3(cin, cout, stride)
     want = torch.nn.functional.conv3d(x, conv.weight, conv.bias, stride=stride, padding=1)
     with torch.no_grad():
+        assert torch.equal(conv(x), want)  # training's validation (no gradient): conv3d itself
+        conv.as_2d = True
         got = conv(x)
     assert got.shape == want.shape
     torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
     assert torch.equal(conv(x), want)  # with gradients: conv3d itself (training reproduces the weights)
     net = H.HistogramNet()
     assert all(type(m) is not torch.nn.Conv3d or m.kernel_size == (1, 1, 1) for m in net.modules())
+    hist = H.soft_histogram(torch.rand(1, 3, 20, 20, generator=gen), net.bins)
+    with torch.no_grad():
+        plain = net(hist).exp()
+    torch.testing.assert_close(net.predict(hist), plain, atol=1e-6, rtol=1e-5)  # predict: the 2-D form
+    assert not any(getattr(m, "as_2d", False) for m in net.modules())  # and only while it runs
 
 
 def test_a_partial_builtin_photo_set_is_named_with_its_install_commands() -> None:

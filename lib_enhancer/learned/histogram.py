@@ -68,19 +68,21 @@ def bin_centres(bins: int) -> Tensor:
 
 
 class Conv3x3x3(nn.Conv3d):
-    """``nn.Conv3d(cin, cout, 3, stride, padding=1)`` (same weights and state dict) that, for inference
-    (no gradient), runs as **one** 2-D convolution over the depth slices with the three depth taps
-    stacked as input channels: the same sums in another order (within ~1e-6 relative), 2-3x faster on
-    this CPU than torch's 3-D convolution of these small volumes (the net's forward 9 -> ~4 ms).
-    Training keeps ``nn.Conv3d``'s own path, so ``train histogram`` reproduces the shipped weights."""
+    """``nn.Conv3d(cin, cout, 3, stride, padding=1)`` (same weights and state dict) that, while
+    ``as_2d`` is set (by :meth:`HistogramNet.predict`, the inference entry point), runs as **one** 2-D
+    convolution over the depth slices with the three depth taps stacked as input channels: the same
+    sums in another order (within ~1e-6 relative), 2-3x faster on this CPU than torch's 3-D
+    convolution of these small volumes (the net's forward 9 -> ~4 ms). Training and its validation
+    keep ``nn.Conv3d``'s own path, so ``train histogram`` reproduces the shipped weights."""
 
     def __init__(self, cin: int, cout: int, stride: int = 1) -> None:
         super().__init__(cin, cout, 3, stride=stride, padding=1)
+        self.as_2d = False
 
     def forward(self, x: Tensor) -> Tensor:
-        if torch.is_grad_enabled():
-            return super().forward(x)
-        return conv3x3x3_as_2d(x, self.weight, self.bias, self.stride[0])
+        if self.as_2d and not torch.is_grad_enabled():
+            return conv3x3x3_as_2d(x, self.weight, self.bias, self.stride[0])
+        return super().forward(x)
 
 
 def conv3x3x3_as_2d(x: Tensor, weight: Tensor, bias: Tensor | None, stride: int = 1) -> Tensor:
@@ -168,9 +170,14 @@ class HistogramNet(nn.Module):
         was = self.training
         if was:  # (switching modes walks every submodule: ~0.35 ms each way)
             self.eval()
+        convs = [m for m in self.modules() if isinstance(m, Conv3x3x3)]
+        for conv in convs:
+            conv.as_2d = True
         try:
             return self(hist).exp()
         finally:
+            for conv in convs:
+                conv.as_2d = False
             if was:
                 self.train()
 
