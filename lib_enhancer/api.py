@@ -466,10 +466,15 @@ def _enhance_learned(
     candidates = verify_candidates(edit, VERIFY_FRACTIONS[mode] if verify else (0.0, 1.0))
     with torch.no_grad():  # the start point, then the proposal's fractions
         images = [*on_preview(candidates[:1]), *on_preview(candidates[1:])]
-        if hasattr(module, "set_reference"):  # clipping judged relative to the start (as in gradient)
-            module.set_reference(images[0])
-        # the input and every candidate in one batched scorer call
-        scores = module(torch.cat([preview, *images])).reshape(-1).tolist()
+        # the input and every candidate in one batched scorer call; clipping is judged relative to
+        # the start point (as in gradient)
+        batch = torch.cat([preview, *images])
+        if hasattr(module, "score_with_reference"):  # the statistics once (natural)
+            scores = module.score_with_reference(batch, 1).reshape(-1).tolist()
+        else:
+            if hasattr(module, "set_reference"):
+                module.set_reference(images[0])
+            scores = module(batch).reshape(-1).tolist()
     before, after = scores[0], scores[-1]
     if verify:
         threshold = VERIFY_MIN_GAIN[mode] * score_span(module)

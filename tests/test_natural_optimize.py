@@ -103,6 +103,24 @@ def test_reference_makes_clipping_relative(natural):
         natural.set_reference(None)
 
 
+def test_scoring_against_a_row_of_the_batch_is_set_reference_then_forward(natural):
+    """The learned modes' one-pass check: the batch's statistics once, one row the reference."""
+    img = synthetic_photo(48, 64, seed=5)
+    img[:12] = 255  # clipping, judged relative to the reference row
+    rows = [array_to_tensor(_dull(img, f)) for f in (0.6, 1.0, 1.4)]
+    batch = torch.cat(rows)
+    try:
+        natural.set_reference(rows[1])
+        expected = natural(batch)
+        natural.set_reference(None)
+        got = natural.score_with_reference(batch, 1)
+        torch.testing.assert_close(got, expected, rtol=0, atol=1e-6)
+        assert natural.explain(rows[2])["clipped_whites"] > 0.0  # the reference row stays set
+        assert got[2] < natural.score_with_reference(batch, 2)[2]  # against itself: nothing added
+    finally:
+        natural.set_reference(None)
+
+
 def test_bands_are_sane():
     for name, band in BANDS.items():
         assert band.low < band.high and band.scale > 0, name

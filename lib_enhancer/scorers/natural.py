@@ -154,7 +154,11 @@ def natural_penalties(images: Tensor, reference: dict[str, Tensor] | None = None
         reference: :func:`natural_stats` of the untouched image; clipping and garishness are then
             penalised only where the edit adds them.
     """
-    stats = natural_stats(images)
+    return penalties_of(natural_stats(images), reference)
+
+
+def penalties_of(stats: dict[str, Tensor], reference: dict[str, Tensor] | None = None) -> dict[str, Tensor]:
+    """:func:`natural_penalties` of statistics already computed (:func:`natural_stats`)."""
     out = {}
     for name, value in stats.items():
         if reference is not None and name in RELATIVE_BANDS:
@@ -188,14 +192,25 @@ class NaturalScorer(torch.nn.Module):
     def forward(self, images: Tensor) -> Tensor:
         if images.dim() == 3:
             images = images.unsqueeze(0)
-        total = sum(natural_penalties(images, self._reference).values())
-        return 10.0 / (1.0 + total)
+        return _score(natural_penalties(images, self._reference))
+
+    def score_with_reference(self, images: Tensor, row: int) -> Tensor:
+        """Scores ``(B,)`` of ``images`` ``(B, 3, H, W)`` judged against their row ``row``, which
+        becomes the reference (as :meth:`set_reference` of it, then ``forward``, in one pass of the
+        statistics: the learned modes' scorer check)."""
+        stats = natural_stats(images)
+        self._reference = {k: v[row : row + 1].detach() for k, v in stats.items()}
+        return _score(penalties_of(stats, self._reference))
 
     def explain(self, images: Tensor) -> dict[str, float]:
         """Penalties of the first image, by statistic — the 'why' behind a score."""
         x = images[:1] if images.dim() == 4 else images[None]
         with torch.no_grad():
             return {k: float(v[0]) for k, v in natural_penalties(x, self._reference).items()}
+
+
+def _score(penalties: dict[str, Tensor]) -> Tensor:
+    return 10.0 / (1.0 + sum(penalties.values()))
 
 
 @register_scorer(
