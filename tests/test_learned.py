@@ -132,6 +132,14 @@ def test_mkl_matches_mean_and_covariance() -> None:
     mapped = np.c_[source, np.ones(len(source))] @ a
     assert np.allclose(mapped.mean(0), target.mean(0), atol=1e-4)
     assert np.allclose(np.cov(mapped.T), np.cov(target.T), atol=2e-4)
+    # the histogram mode's transfer hands over the map its LUT holds
+    img = torch.from_numpy(smooth_photo(3)).permute(2, 0, 1)[None].float() / 255
+    hs, ht = H.soft_histogram(img)[0], H.soft_histogram(img.pow(1.3))[0]
+    table, affine = H.transfer_of(hs, ht, "mkl")
+    assert affine is not None and affine[0].shape == (3, 3) and affine[1].shape == (3,)
+    np.testing.assert_array_equal(table, H.transfer_lut(hs, ht, "mkl"))
+    np.testing.assert_array_equal(table, H.affine_lut(*affine, table.shape[0]))
+    assert H.transfer_of(hs, ht, "idt")[1] is None
 
 
 def test_untrained_histogram_net_predicts_its_input() -> None:
@@ -193,6 +201,15 @@ def test_histogram_lut_after_a_prior_is_one_lut_for_the_whole_edit() -> None:
     expected = apply_lut_torch(apply_filters(x, prior), transport)
     torch.testing.assert_close(apply_lut_torch(x, composed), expected, atol=5e-4, rtol=0)
     torch.testing.assert_close(apply_lut_torch(x, alone), apply_filters(x, prior), atol=5e-4, rtol=0)
+    # an affine transport (mkl) composes without a lookup: the same LUT
+    a = torch.tensor([[0.9, 0.2, -0.1], [0.05, 1.1, 0.0], [-0.2, 0.1, 1.3]], dtype=torch.float64)
+    b = torch.tensor([0.02, -0.05, 0.1], dtype=torch.float64)
+    affine_table = H.affine_lut(a, b, 17)
+    via_lookup, _ = _after_prior(affine_table, prior, auto_of(x))
+    direct, direct_alone = _after_prior(affine_table, prior, auto_of(x), (a, b))
+    np.testing.assert_allclose(direct, via_lookup, atol=1e-5, rtol=0)
+    np.testing.assert_array_equal(direct_alone, alone)
+    assert direct.min() >= 0.0 and direct.max() <= 1.0 and (via_lookup == 1.0).any()  # clamped alike
     net = H.HistogramNet(bins=8, widths=(4, 8, 8), prior=prior)
     assert H.HistogramNet(bins=8, widths=(4, 8, 8)).prior == {}  # no prior by default
     assert net.config["prior"] == prior and torch.equal(net.prepare(x), apply_filters(x, prior))

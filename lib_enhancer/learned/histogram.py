@@ -314,6 +314,14 @@ def mkl_lut(
     size: int = LUT_SIZE,
 ) -> np.ndarray:
     """Linear Monge–Kantorovich transfer of weighted colour samples as a LUT (``[b, g, r]`` indexed)."""
+    return affine_lut(*mkl_affine(source, source_weights, target, target_weights), size)
+
+
+def mkl_affine(
+    source: np.ndarray, source_weights: np.ndarray, target: np.ndarray, target_weights: np.ndarray
+) -> tuple[Tensor, Tensor]:
+    """The linear Monge–Kantorovich map ``u -> A u + b`` of weighted colour samples ``(K, 3)``:
+    float64 ``A`` ``(3, 3)`` and ``b`` ``(3,)``."""
     ms, cs = weighted_moments(
         torch.from_numpy(source).double(), torch.from_numpy(source_weights).double()[None]
     )
@@ -321,8 +329,13 @@ def mkl_lut(
         torch.from_numpy(target).double(), torch.from_numpy(target_weights).double()[None]
     )
     a, b = mkl_transform(ms, cs, mt, ct)
+    return a[0], b[0]
+
+
+def affine_lut(a: Tensor, b: Tensor, size: int = LUT_SIZE) -> np.ndarray:
+    """The map ``u -> A u + b`` on the ``size``³ lattice, float32 ``[b, g, r]`` indexed (unclamped)."""
     lattice = torch.from_numpy(identity_lattice(size).reshape(-1, 3))
-    out = lattice @ a[0].T + b[0]
+    out = lattice @ a.T + b
     return out.reshape(size, size, size, 3).float().numpy()
 
 
@@ -330,17 +343,26 @@ def transfer_lut(
     source_hist: Tensor, target_hist: Tensor, transfer: str = "idt", size: int = LUT_SIZE
 ) -> np.ndarray:
     """A LUT that moves colours distributed as ``source_hist`` to ``target_hist`` (``(b, b, b)`` each)."""
+    return transfer_of(source_hist, target_hist, transfer, size)[0]
+
+
+def transfer_of(
+    source_hist: Tensor, target_hist: Tensor, transfer: str = "idt", size: int = LUT_SIZE
+) -> tuple[np.ndarray, tuple[Tensor, Tensor] | None]:
+    """:func:`transfer_lut`, and for ``mkl`` the affine map ``(A, b)`` the LUT holds (``None`` for
+    ``idt``), so that composing it with another map needs no lookup in the LUT."""
     bins = source_hist.shape[-1]
     centres = bin_centres(bins).numpy()
     ws = source_hist.reshape(-1).double().numpy()
     wt = target_hist.reshape(-1).double().numpy()
     keep_s, keep_t = ws > 1e-7, wt > 1e-7
     if transfer == "mkl":
-        return mkl_lut(centres[keep_s], ws[keep_s], centres[keep_t], wt[keep_t], size=size)
+        affine = mkl_affine(centres[keep_s], ws[keep_s], centres[keep_t], wt[keep_t])
+        return affine_lut(*affine, size), affine
     if transfer != "idt":
         raise ValueError(f"unknown transfer {transfer!r}; choose 'idt' or 'mkl'")
     table, _ = idt_lut(centres[keep_s], ws[keep_s], centres[keep_t], wt[keep_t], size=size)
-    return table
+    return table, None
 
 
 def load_histogram_net(path: str | os.PathLike[str] | None = None) -> HistogramNet:
