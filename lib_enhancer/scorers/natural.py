@@ -187,7 +187,7 @@ class NaturalScorer(torch.nn.Module):
             return
         with torch.no_grad():
             stats = natural_stats(images if images.dim() == 4 else images[None])
-        self._reference = {k: v[:1] for k, v in stats.items()}
+        self._reference = _row(stats, 0)
 
     def forward(self, images: Tensor) -> Tensor:
         if images.dim() == 3:
@@ -199,7 +199,7 @@ class NaturalScorer(torch.nn.Module):
         becomes the reference (as :meth:`set_reference` of it, then ``forward``, in one pass of the
         statistics: the learned modes' scorer check)."""
         stats = natural_stats(images)
-        self._reference = {k: v[row : row + 1].detach() for k, v in stats.items()}
+        self._reference = _row(stats, row)
         return _score(penalties_of(stats, self._reference))
 
     def explain(self, images: Tensor) -> dict[str, float]:
@@ -207,6 +207,11 @@ class NaturalScorer(torch.nn.Module):
         x = images[:1] if images.dim() == 4 else images[None]
         with torch.no_grad():
             return {k: float(v[0]) for k, v in natural_penalties(x, self._reference).items()}
+
+
+def _row(stats: dict[str, Tensor], row: int) -> dict[str, Tensor]:
+    """Row ``row`` of batched statistics (each ``(1,)``, detached): a reference."""
+    return {k: v[row : row + 1].detach() for k, v in stats.items()}
 
 
 def _score(penalties: dict[str, Tensor]) -> Tensor:
