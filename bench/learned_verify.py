@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""How the learned modes' scorer check was chosen: restoration on the VALIDATION photos only.
+"""The learned modes' scorer check on the VALIDATION photos only.
 
 The learned modes propose one edit; with ``verify`` (the default) the built-in scorer picks among the
-model's start point and the proposal at half and full strength, keeping more than the start only for
-a gain of at least ``VERIFY_MIN_GAIN[mode]`` (a fraction of the scorer's range). This script measures
-that choice, and the alternatives, on the three photos that pick the training runs' best step
+model's start point and the proposal taken some fractions of the way (``VERIFY_FRACTIONS[mode]``),
+keeping more than the start only for a gain of at least ``VERIFY_MIN_GAIN[mode]`` (a fraction of the
+scorer's range). The ``histogram`` rule was chosen here; the ``predict`` rule, first chosen here too,
+is now chosen by cross-validation over many more photos (``bench/learned_cv.py``). This script
+measures the rules on the three photos that pick the training runs' best step
 (:data:`lib_enhancer.learned.photos.VALIDATION`), which are never trained on and are not the quality
 benchmark's held-out photos, so the benchmark's learned rows stay an unbiased test.
 
@@ -36,7 +38,13 @@ RESULTS = REPO / "bench" / "results" / "learned_verify.md"
 MODES = ("gradient", "predict", "histogram")  # the rows --modes can pick
 MIN_GAINS = (0.0, 1e-5, 1e-4, 1e-3)  # fractions of the scorer's range tried for each mode
 # the fractions of the way to the proposal the scorer compares, tried for predict (shipped min gain)
-PREDICT_FRACTIONS = ((0.0, 0.5, 1.0), (0.0, 0.25, 0.5, 0.75, 1.0), (0.0, 0.5, 1.0, 1.5), (0.0, 1.0, 1.5, 2.0))
+PREDICT_FRACTIONS = (
+    (0.0, 0.5, 1.0),
+    (0.0, 1.0),
+    (0.0, 0.25, 0.5, 0.75, 1.0),
+    (0.0, 0.5, 1.0, 1.5),
+    (0.0, 1.0, 1.5, 2.0),
+)
 
 
 def validation_photos() -> list[tuple[str, np.ndarray]]:

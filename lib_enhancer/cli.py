@@ -678,8 +678,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--no-verify",
         action="store_true",
-        help="learned modes: apply the model's proposal as it is (default: the scorer picks among "
-        "the model's start point and the proposal at half and full strength)",
+        help="learned modes: apply the model's proposal as it is (default: the scorer picks between "
+        "the model's start point and the proposal, for histogram also the proposal at half strength)",
     )
     p.add_argument("--steps", type=int, default=40, help="optimizer steps (default: 40)")
     p.add_argument("--max-evals", type=int, default=None, help="search budget in scored images")

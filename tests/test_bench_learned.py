@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,9 +11,12 @@ import numpy as np
 BENCH_FILE = Path(__file__).resolve().parents[1] / "bench" / "learned.py"
 
 
-def _bench():
-    spec = importlib.util.spec_from_file_location("bench_learned_under_test", BENCH_FILE)
+def _bench(name: str = "learned.py"):
+    """A bench script loaded as a module (bench/ is not a package on the path)."""
+    path = BENCH_FILE.with_name(name)
+    spec = importlib.util.spec_from_file_location(f"bench_{path.stem}_under_test", path)
     mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # (dataclasses look their module up)
     spec.loader.exec_module(mod)
     return mod
 
@@ -63,14 +67,80 @@ def test_recipe_fit_bench_compares_the_shipped_fit_with_adam():
     from lib_enhancer.learned.modes import fit_recipe_to_lut
     from lib_enhancer.lut import build_lut
 
-    spec = importlib.util.spec_from_file_location(
-        "bench_recipe_fit_under_test", BENCH_FILE.with_name("recipe_fit.py")
-    )
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = _bench("recipe_fit.py")
     table = build_lut({"exposure": -0.4, "contrast": 0.3, "tint": 0.1, "vibrance": 0.3}, 17)
     image = torch.rand(1, 3, 24, 24, generator=torch.Generator().manual_seed(1))
     adam_params, adam_error = bench.adam_fit(table, image, steps=20)
     _, lm_error = fit_recipe_to_lut(table, image)
     assert set(adam_params) == set(fit_recipe_to_lut(table, image, iterations=0)[0])
     assert 0 < lm_error < adam_error, (lm_error, adam_error)
+
+
+def test_cross_validation_replays_the_scorer_checks_pick():
+    """bench/learned_cv.py replays a rule from recorded scores: the same fraction as verified_edit
+    keeps, ties included (scores drawn from a few values so ties are common)."""
+    from lib_enhancer.learned.modes import LearnedEdit, verified_edit, verify_candidates
+
+    bench = _bench("learned_cv.py")
+    spec = bench.MODES["predict"]  # a recipe: its rules reach beyond the proposal
+    rng = np.random.default_rng(0)
+    edit = LearnedEdit({"exposure": 0.4, "saturation": 0.2}, start={"auto_contrast": 1.0})
+    seen = set()
+    for _ in range(300):
+        fractions = spec.rules[int(rng.integers(len(spec.rules)))]
+        scores = {f"{f:g}": float(rng.choice([9.5, 9.9, 10.0])) for f in spec.fractions}
+        threshold = float(rng.choice([0.0, 1e-5, 0.2]))
+        chosen, _ = verified_edit(
+            verify_candidates(edit, fractions), [scores[f"{f:g}"] for f in fractions], threshold
+        )
+        picked = bench.picked_fraction(scores, fractions, threshold)
+        assert picked == chosen.info["fraction"], (fractions, scores, threshold)
+        seen.add(picked)
+    assert {0.0, 0.5, 1.0, 1.5} <= seen  # the start point, in-between, full and further all occur
+    assert all(max(f) <= 1.0 for f in bench.MODES["histogram"].rules)  # a LUT is never extrapolated
+
+
+def test_cross_validation_keeps_the_input_only_where_the_pick_scores_below_it():
+    bench = _bench("learned_cv.py")
+    record = {
+        "fractions": {"0": (9.0, 20.0, 8.0), "1": (9.5, 25.0, 6.0)},
+        "input": (9.2, 30.0, 0.0),  # (score, PSNR, ΔE00)
+    }
+    assert bench.replay(record, (0.0, 1.0), 0.0) == (25.0, 6.0)
+    assert bench.replay(record, (0.0, 1.0), 0.0, keep_input=True) == (25.0, 6.0)  # 9.5 > 9.2
+    assert bench.replay(record, (0.0, 1.0), 1.0) == (20.0, 8.0)  # the start point: no gain of 1
+    assert bench.replay(record, (0.0, 1.0), 1.0, keep_input=True) == (30.0, 0.0)  # 9.0 < 9.2
+
+
+def test_cross_validation_folds_split_the_training_photos():
+    bench = _bench("learned_cv.py")
+    names = [f"p{i}" for i in range(11)]
+    folds = bench.fold_of(names, 3)
+    assert sorted(n for fold in folds.values() for n in fold) == sorted(names)
+    assert [len(f) for f in folds.values()] == [4, 4, 3]
+
+
+def test_cross_validation_verdict_needs_both_metrics():
+    """A rule replaces the shipped one only when better on PSNR and on ΔE00; the best PSNR of those."""
+    bench = _bench("learned_cv.py")
+    shipped = ((0.0, 0.5, 1.0), 0.0, False)
+    both, psnr_only, weaker = (
+        ((0.0, 1.0), 1e-5, False),
+        ((0.0, 0.5, 1.0, 1.5), 0.0, False),
+        ((0.0, 1.0), 0.0, True),
+    )
+    results = {
+        shipped: (20.0, 8.0, 1.0),
+        both: (20.5, 7.9, 1.5),
+        psnr_only: (22.0, 8.1, 0.5),
+        weaker: (19.0, 8.5, 1.0),
+    }
+    text = bench.verdict(results, shipped)
+    assert "min gain 1e-05, fractions 0 / 1 (20.50 dB" in text
+    tied = ((0.0, 1.0), 1e-6, False)  # the same PSNR and ΔE00: the undegraded photos' ΔE00 decides
+    results[tied] = (20.5, 7.9, 1.8)
+    assert "min gain 1e-05" in bench.verdict(results, shipped)
+    results[tied] = (20.5, 7.9, 1.2)
+    assert "min gain 1e-06" in bench.verdict(results, shipped)
+    del results[both], results[tied]
+    assert "shipped rule stays" in bench.verdict(results, shipped)
