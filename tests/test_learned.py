@@ -69,6 +69,35 @@ def test_synth_is_seeded_and_edits_change_images() -> None:
 # ---- histograms and transport -------------------------------------------------------------------
 
 
+def _splat_corner_by_corner(image: torch.Tensor, bins: int) -> torch.Tensor:
+    """Trilinear splatting written as the plain loop over the 8 corners (the reference)."""
+    n = image.shape[0]
+    pos = image.reshape(n, 3, -1).clamp(0.0, 1.0) * bins - 0.5
+    low = pos.floor()
+    frac, low = pos - low, low.long()
+    hist = torch.zeros(n, bins**3, dtype=image.dtype)
+    for corner in range(8):
+        idx = torch.zeros_like(low[:, 0])
+        weight = torch.ones_like(frac[:, 0])
+        for c in range(3):
+            up = (corner >> c) & 1
+            idx = idx * bins + (low[:, c] + up).clamp(0, bins - 1)
+            weight = weight * (frac[:, c] if up else 1.0 - frac[:, c])
+        hist.scatter_add_(1, idx, weight)
+    return (hist / hist.sum(1, keepdim=True).clamp_min(1e-12)).reshape(n, bins, bins, bins)
+
+
+@pytest.mark.parametrize(
+    "batch, bins, dtype", [(1, 16, torch.float32), (5, 16, torch.float32), (2, 8, torch.float64)]
+)
+def test_soft_histogram_is_the_corner_loop_bit_for_bit(batch: int, bins: int, dtype: torch.dtype) -> None:
+    """The broadcast splatting adds the same weights in the same order as the loop over corners:
+    equal bit for bit (so ``train histogram`` still reproduces the shipped weights), edges included."""
+    gen = torch.Generator().manual_seed(batch)
+    x = torch.rand(batch, 3, 40, 30, generator=gen, dtype=dtype) * 1.2 - 0.1  # some values clamp
+    assert torch.equal(H.soft_histogram(x, bins), _splat_corner_by_corner(x, bins))
+
+
 def test_soft_histogram_sums_to_one_and_puts_mass_at_the_colour() -> None:
     img = torch.zeros(1, 3, 4, 4)
     img[:, 0] = 0.5 / 16 + 5 / 16  # red at the centre of bin 5, green/blue at bin 0's centre
@@ -139,6 +168,7 @@ def test_mkl_matches_mean_and_covariance() -> None:
     assert affine is not None and affine[0].shape == (3, 3) and affine[1].shape == (3,)
     np.testing.assert_array_equal(table, H.transfer_lut(hs, ht, "mkl"))
     np.testing.assert_array_equal(table, H.affine_lut(*affine, table.shape[0]))
+    assert all(torch.equal(m, n) for m, n in zip(affine, H.mkl_map(hs, ht), strict=True))  # without the LUT
     assert H.transfer_of(hs, ht, "idt")[1] is None
 
 
@@ -206,7 +236,7 @@ def test_histogram_lut_after_a_prior_is_one_lut_for_the_whole_edit() -> None:
     b = torch.tensor([0.02, -0.05, 0.1], dtype=torch.float64)
     affine_table = H.affine_lut(a, b, 17)
     via_lookup, _ = _after_prior(affine_table, prior, auto_of(x))
-    direct, direct_alone = _after_prior(affine_table, prior, auto_of(x), (a, b))
+    direct, direct_alone = _after_prior((a, b), prior, auto_of(x), size=17)
     np.testing.assert_allclose(direct, via_lookup, atol=1e-5, rtol=0)
     np.testing.assert_array_equal(direct_alone, alone)
     assert direct.min() >= 0.0 and direct.max() <= 1.0 and (via_lookup == 1.0).any()  # clamped alike

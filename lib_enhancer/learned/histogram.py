@@ -41,21 +41,23 @@ def soft_histogram(image: Tensor, bins: int = DEFAULT_BINS) -> Tensor:
     """Joint RGB histogram of float ``(N, 3, H, W)`` by trilinear splatting: ``(N, bins, bins, bins)``.
 
     Indexed ``[r, g, b]``; bin ``i`` is centred on ``(i + 0.5) / bins``; each histogram sums to 1.
+    The 8 corners' bins and weights are formed by broadcasting and added in one ``scatter_add_``,
+    corner by corner in the order a loop over them would (bit-identical to it, tested; ~4x faster).
     """
     n = image.shape[0]
     pos = image.reshape(n, 3, -1).clamp(0.0, 1.0) * bins - 0.5
     low = pos.floor()
     frac = pos - low
     low = low.long()
+    near = torch.stack([low.clamp(0, bins - 1), (low + 1).clamp(0, bins - 1)], 2)  # (N, 3, 2, P)
+    weights = torch.stack([1.0 - frac, frac], 2)
+    # corner o_r + 2 o_g + 4 o_b, the corners along axes (o_b, o_g, o_r) of (N, 2, 2, 2, P)
+    r, g, b = (near[:, c] for c in range(3))
+    index = (r[:, None, None] * bins + g[:, None, :, None]) * bins + b[:, :, None, None]
+    w_r, w_g, w_b = (weights[:, c] for c in range(3))
+    weight = w_r[:, None, None] * w_g[:, None, :, None] * w_b[:, :, None, None]
     hist = torch.zeros(n, bins**3, dtype=image.dtype, device=image.device)
-    for corner in range(8):
-        offs = [(corner >> c) & 1 for c in range(3)]
-        idx = torch.zeros_like(low[:, 0])
-        weight = torch.ones_like(frac[:, 0])
-        for c, o in enumerate(offs):
-            idx = idx * bins + (low[:, c] + o).clamp(0, bins - 1)
-            weight = weight * (frac[:, c] if o else 1.0 - frac[:, c])
-        hist.scatter_add_(1, idx, weight)
+    hist.scatter_add_(1, index.reshape(n, -1), weight.reshape(n, -1))
     hist = hist / hist.sum(1, keepdim=True).clamp_min(1e-12)
     return hist.reshape(n, bins, bins, bins)
 
@@ -351,18 +353,30 @@ def transfer_of(
 ) -> tuple[np.ndarray, tuple[Tensor, Tensor] | None]:
     """:func:`transfer_lut`, and for ``mkl`` the affine map ``(A, b)`` the LUT holds (``None`` for
     ``idt``), so that composing it with another map needs no lookup in the LUT."""
-    bins = source_hist.shape[-1]
-    centres = bin_centres(bins).numpy()
-    ws = source_hist.reshape(-1).double().numpy()
-    wt = target_hist.reshape(-1).double().numpy()
-    keep_s, keep_t = ws > 1e-7, wt > 1e-7
     if transfer == "mkl":
-        affine = mkl_affine(centres[keep_s], ws[keep_s], centres[keep_t], wt[keep_t])
+        affine = mkl_map(source_hist, target_hist)
         return affine_lut(*affine, size), affine
     if transfer != "idt":
         raise ValueError(f"unknown transfer {transfer!r}; choose 'idt' or 'mkl'")
-    table, _ = idt_lut(centres[keep_s], ws[keep_s], centres[keep_t], wt[keep_t], size=size)
+    table, _ = idt_lut(*_occupied_bins(source_hist, target_hist), size=size)
     return table, None
+
+
+def mkl_map(source_hist: Tensor, target_hist: Tensor) -> tuple[Tensor, Tensor]:
+    """The linear Monge–Kantorovich map ``(A, b)`` (float64) moving the colours of ``source_hist``'s
+    occupied bins to ``target_hist``'s (``(b, b, b)`` each): the ``mkl`` transfer without its LUT."""
+    return mkl_affine(*_occupied_bins(source_hist, target_hist))
+
+
+def _occupied_bins(
+    source_hist: Tensor, target_hist: Tensor
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The centres and weights of the bins holding mass (> 1e-7) in each histogram."""
+    centres = bin_centres(source_hist.shape[-1]).numpy()
+    ws = source_hist.reshape(-1).double().numpy()
+    wt = target_hist.reshape(-1).double().numpy()
+    keep_s, keep_t = ws > 1e-7, wt > 1e-7
+    return centres[keep_s], ws[keep_s], centres[keep_t], wt[keep_t]
 
 
 def load_histogram_net(path: str | os.PathLike[str] | None = None) -> HistogramNet:

@@ -16,7 +16,7 @@ import torch
 from lib_enhancer.filters.auto import AutoTables
 from lib_enhancer.filters.pipeline import AUTO_KEY, apply_filters, auto_of
 from lib_enhancer.learned.common import apply_prior, thumbnail
-from lib_enhancer.learned.histogram import load_histogram_net, soft_histogram, transfer_of
+from lib_enhancer.learned.histogram import LUT_SIZE, load_histogram_net, mkl_map, soft_histogram, transfer_of
 from lib_enhancer.learned.predictor import PREDICTED, ParamSquash, load_predictor
 from lib_enhancer.lut import apply_lut_torch, blend_lut, build_lut, identity_lattice
 from lib_enhancer.params import CHANNEL_GAMMA_NAMES, CHANNEL_LEVEL_NAMES, get_param
@@ -168,10 +168,16 @@ def histogram_edit(
     start = apply_prior(x, net.prior, tables)
     source = soft_histogram(thumbnail(start, net.side), net.bins)
     target = net.predict(source)
-    table, affine = transfer_of(source[0], target[0], transfer)
-    start_lut = identity_lattice(table.shape[0]).astype(np.float32)
     if net.prior:  # one LUT for the whole edit: the prior, then the transport
-        table, start_lut = _after_prior(table, net.prior, tables, affine)
+        transport = (
+            mkl_map(source[0], target[0])
+            if transfer == "mkl"
+            else transfer_of(source[0], target[0], transfer)[0]
+        )
+        table, start_lut = _after_prior(transport, net.prior, tables)
+    else:
+        table = transfer_of(source[0], target[0], transfer)[0]
+        start_lut = identity_lattice(table.shape[0]).astype(np.float32)
     table = blend_lut(table, strength)
     start_lut = blend_lut(start_lut, strength)
     info: dict[str, Any] = {"model": str(model or "histogram_net (shipped)"), "transfer": transfer}
@@ -221,27 +227,29 @@ def with_fitted_recipe(
 
 
 def _after_prior(
-    table: np.ndarray,
+    transport: np.ndarray | tuple[Tensor, Tensor],
     prior: Mapping[str, float],
     tables: Any,
-    affine: tuple[Tensor, Tensor] | None = None,
+    size: int = LUT_SIZE,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``table`` ``(S, S, S, 3)`` composed after ``prior`` (with the photo's auto curves ``tables``),
-    and the prior alone as a LUT of the same size (clamped to [0, 1], as the LUT appliers clamp).
+    """The LUT ``(S, S, S, 3)`` of ``transport`` composed after ``prior`` (with the photo's auto
+    curves ``tables``), and the prior alone as a LUT (clamped to [0, 1], as the LUT appliers clamp).
 
     The prior's lattice is built as the render builds one (its per-channel filters on the
-    lattice's axis, :func:`~lib_enhancer.lut.build_lut`). ``affine``: the map ``(A, b)`` that
-    ``table`` holds (the ``mkl`` transport, :func:`~lib_enhancer.learned.histogram.transfer_of`),
-    then applied to the prior's colours directly, exactly what the LUT's lookup gives (trilinear
-    interpolation of an affine map is the map) without the lookup.
+    lattice's axis, :func:`~lib_enhancer.lut.build_lut`). ``transport``: a LUT (looked up at the
+    prior's colours; its size is the result's), or the affine map ``(A, b)`` of the ``mkl`` transfer
+    (:func:`~lib_enhancer.learned.histogram.mkl_map`), applied to the prior's colours directly —
+    exactly what a LUT of it would give (trilinear interpolation of an affine map is the map)
+    without building and looking up that LUT.
     """
-    size = table.shape[0]
+    if isinstance(transport, np.ndarray):
+        size = transport.shape[0]
     start = build_lut({**prior, AUTO_KEY: tables}, size, ("pre",)).clip(0.0, 1.0)
-    if affine is not None:
-        a, b = (t.numpy().astype(np.float32) for t in affine)
+    if not isinstance(transport, np.ndarray):
+        a, b = (t.numpy().astype(np.float32) for t in transport)
         return np.clip(start @ a.T + b, 0.0, 1.0), start
     colours = torch.from_numpy(start.reshape(1, -1, 1, 3)).permute(0, 3, 1, 2)  # (1, 3, S³, 1)
-    mapped = apply_lut_torch(colours, table).permute(0, 2, 3, 1)
+    mapped = apply_lut_torch(colours, transport).permute(0, 2, 3, 1)
     return mapped.reshape(start.shape).numpy().astype(np.float32), start
 
 
