@@ -327,8 +327,8 @@ def main() -> int:
     lines += [
         "",
         "`enhance()` includes the preview downscale, the model, the natural scorer on the preview (with "
-        "`verify`, the default: the start point and the proposal, for `histogram` also at half "
-        "strength, see `VERIFY_FRACTIONS`), and the full-resolution apply (per-channel curves or one 3-D LUT through "
+        "`verify`, the default: the start point and the proposal, `histogram`'s at half strength, "
+        "see `VERIFY_FRACTIONS`), and the full-resolution apply (per-channel curves or one 3-D LUT through "
         "PIL's C code; for a kept `histogram` LUT, also the recipe fitted to it so the edit stays "
         "editable). 'proposal kept' is the fraction the scorer kept on this photo (0 %: the start "
         "point, auto contrast, which applies as per-channel curves).",

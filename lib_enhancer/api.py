@@ -283,7 +283,7 @@ def enhance(
             mode (``predict``: the recipe predictor; ``histogram``: the histogram network's LUT).
             Learned modes run no scorer loop: the model proposes one edit and, with ``verify``,
             the scorer picks among the model's start point (its prior, e.g. auto contrast) and
-            the proposal (``predict``: whole; ``histogram``: at half and full strength;
+            the proposal (``predict``: whole; ``histogram``: at half strength;
             :data:`~lib_enhancer.learned.modes.VERIFY_FRACTIONS`).
         steps, time_budget: budgets in optimizer steps and seconds.
         max_evals: budget in scored images for the search modes (default ``steps × restarts``).

@@ -679,7 +679,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-verify",
         action="store_true",
         help="learned modes: apply the model's proposal as it is (default: the scorer picks between "
-        "the model's start point and the proposal, for histogram also the proposal at half strength)",
+        "the model's start point and the proposal, histogram's at half strength)",
     )
     p.add_argument("--steps", type=int, default=40, help="optimizer steps (default: 40)")
     p.add_argument("--max-evals", type=int, default=None, help="search budget in scored images")
