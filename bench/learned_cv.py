@@ -140,11 +140,12 @@ def record_fold(
         for case in Q.make_cases(len(photos), per_photo, seed):
             name, reference = photos[case.photo]
             image = Q.apply_degradation(reference, case.degradation)
-            by_fraction = {}
+            by_fraction, input_score = {}, math.nan
             for f in MODES[mode].fractions:
                 VERIFY_FRACTIONS[mode] = (0.0, f)
                 result = enhance(image, mode=mode, scorer="natural", seed=0, model=model)
                 by_fraction[f"{f:g}"] = (result.score_after, *metrics(np.asarray(result.image), reference))
+                input_score = result.score_before  # the input, in the same batched scorer call
             gradient = enhance(image, scorer="natural", seed=0)
             records.append(
                 {
@@ -152,7 +153,7 @@ def record_fold(
                     "degradation": case.degradation.kind,
                     "none": case.index == 0,
                     "fractions": by_fraction,
-                    "input": (result.score_before, *metrics(image, reference)),
+                    "input": (input_score, *metrics(image, reference)),
                     "gradient": metrics(np.asarray(gradient.image), reference),
                 }
             )

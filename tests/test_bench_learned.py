@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 BENCH_FILE = Path(__file__).resolve().parents[1] / "bench" / "learned.py"
 
@@ -144,3 +145,24 @@ def test_cross_validation_verdict_needs_both_metrics():
     assert "min gain 1e-06" in bench.verdict(results, shipped)
     del results[both], results[tied]
     assert "shipped rule stays" in bench.verdict(results, shipped)
+
+
+def test_cross_validation_records_each_fraction_as_enhance_gives_it():
+    """A record's whole-proposal entry is the unverified proposal's restoration, the input's entry
+    the degraded photo itself, and the shipped rules are put back afterwards."""
+    from lib_enhancer.api import enhance
+    from lib_enhancer.learned.modes import VERIFY_FRACTIONS, VERIFY_MIN_GAIN
+    from lib_enhancer.metrics import psnr
+
+    bench = _bench("learned_cv.py")
+    shipped = dict(VERIFY_MIN_GAIN), dict(VERIFY_FRACTIONS)
+    photo = (np.random.default_rng(0).random((48, 64, 3)) * 200 + 20).astype(np.uint8)
+    records = bench.record_fold("histogram", None, [("synthetic", photo)], 1, 0)
+    assert shipped == (VERIFY_MIN_GAIN, VERIFY_FRACTIONS)
+    assert [r["none"] for r in records] == [True, False]
+    degraded = bench.Q.apply_degradation(photo, bench.Q.make_cases(1, 1, 0)[1].degradation)
+    whole = np.asarray(enhance(degraded, mode="histogram", scorer="natural", verify=False).image)
+    record = records[1]
+    assert record["fractions"]["1"][1] == pytest.approx(min(bench.Q.PSNR_CAP, psnr(whole, photo)))
+    assert record["input"][1] == pytest.approx(min(bench.Q.PSNR_CAP, psnr(degraded, photo)))
+    assert set(record["fractions"]) == {f"{f:g}" for f in bench.MODES["histogram"].fractions}

@@ -345,21 +345,12 @@ def transfer_lut(
     source_hist: Tensor, target_hist: Tensor, transfer: str = "idt", size: int = LUT_SIZE
 ) -> np.ndarray:
     """A LUT that moves colours distributed as ``source_hist`` to ``target_hist`` (``(b, b, b)`` each)."""
-    return transfer_of(source_hist, target_hist, transfer, size)[0]
-
-
-def transfer_of(
-    source_hist: Tensor, target_hist: Tensor, transfer: str = "idt", size: int = LUT_SIZE
-) -> tuple[np.ndarray, tuple[Tensor, Tensor] | None]:
-    """:func:`transfer_lut`, and for ``mkl`` the affine map ``(A, b)`` the LUT holds (``None`` for
-    ``idt``), so that composing it with another map needs no lookup in the LUT."""
     if transfer == "mkl":
-        affine = mkl_map(source_hist, target_hist)
-        return affine_lut(*affine, size), affine
+        return affine_lut(*mkl_map(source_hist, target_hist), size)
     if transfer != "idt":
         raise ValueError(f"unknown transfer {transfer!r}; choose 'idt' or 'mkl'")
     table, _ = idt_lut(*_occupied_bins(source_hist, target_hist), size=size)
-    return table, None
+    return table
 
 
 def mkl_map(source_hist: Tensor, target_hist: Tensor) -> tuple[Tensor, Tensor]:

@@ -16,7 +16,14 @@ import torch
 from lib_enhancer.filters.auto import AutoTables
 from lib_enhancer.filters.pipeline import AUTO_KEY, apply_filters, auto_of
 from lib_enhancer.learned.common import apply_prior, thumbnail
-from lib_enhancer.learned.histogram import LUT_SIZE, load_histogram_net, mkl_map, soft_histogram, transfer_of
+from lib_enhancer.learned.histogram import (
+    LUT_SIZE,
+    affine_lut,
+    load_histogram_net,
+    mkl_map,
+    soft_histogram,
+    transfer_lut,
+)
 from lib_enhancer.learned.predictor import PREDICTED, ParamSquash, load_predictor
 from lib_enhancer.lut import apply_lut_torch, blend_lut, build_lut, identity_lattice
 from lib_enhancer.params import CHANNEL_GAMMA_NAMES, CHANNEL_LEVEL_NAMES, get_param
@@ -171,15 +178,14 @@ def histogram_edit(
     start = apply_prior(x, net.prior, tables)
     source = soft_histogram(thumbnail(start, net.side), net.bins)
     target = net.predict(source)
+    # mkl: the affine map itself (composed after the prior without a lookup); idt: its LUT
+    transport = (
+        mkl_map(source[0], target[0]) if transfer == "mkl" else transfer_lut(source[0], target[0], transfer)
+    )
     if net.prior:  # one LUT for the whole edit: the prior, then the transport
-        transport = (
-            mkl_map(source[0], target[0])
-            if transfer == "mkl"
-            else transfer_of(source[0], target[0], transfer)[0]
-        )
         table, start_lut = _after_prior(transport, net.prior, tables)
     else:
-        table = transfer_of(source[0], target[0], transfer)[0]
+        table = transport if isinstance(transport, np.ndarray) else affine_lut(*transport)
         start_lut = identity_lattice(table.shape[0]).astype(np.float32)
     table = blend_lut(table, strength)
     start_lut = blend_lut(start_lut, strength)
